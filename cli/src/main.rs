@@ -1,0 +1,3 @@
+//! The `cutover` command line.
+
+fn main() {}

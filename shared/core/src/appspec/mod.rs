@@ -1,0 +1,1 @@
+//! AppSpec files: parsing and validation for Server, Lambda and ECS revisions.

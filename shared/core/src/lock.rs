@@ -1,0 +1,1 @@
+//! One active deployment per deployment group.
