@@ -2,6 +2,7 @@
 //! `now` as a parameter, so tests drive it on a virtual clock.
 
 use std::fmt;
+use std::ops::Add;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -31,15 +32,19 @@ impl Timestamp {
         self.0 as f64 / 1000.0
     }
 
-    /// This time plus `d`, saturating at the end of time.
-    pub fn add(self, d: Duration) -> Self {
-        let millis = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        Timestamp(self.0.saturating_add(millis))
-    }
-
     /// How long after `earlier` this time is; zero if it is not later.
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_millis(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
+    }
+}
+
+/// Adding a duration saturates at the end of time.
+impl Add<Duration> for Timestamp {
+    type Output = Timestamp;
+
+    fn add(self, d: Duration) -> Timestamp {
+        let millis = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_add(millis))
     }
 }
 
@@ -93,7 +98,11 @@ mod tests {
     #[test]
     fn arithmetic_saturates() {
         let t = Timestamp::from_secs(10);
-        assert_eq!(t.add(Duration::from_secs(5)), Timestamp::from_secs(15));
+        assert_eq!(t + Duration::from_secs(5), Timestamp::from_secs(15));
+        assert_eq!(
+            Timestamp::from_millis(i64::MAX - 1) + Duration::from_secs(1),
+            Timestamp::from_millis(i64::MAX)
+        );
         assert_eq!(Timestamp::from_secs(15).since(t), Duration::from_secs(5));
         assert_eq!(t.since(Timestamp::from_secs(15)), Duration::ZERO);
         assert_eq!(t.to_string(), "10.000");

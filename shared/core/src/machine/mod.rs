@@ -1,1 +1,245 @@
-//! The deployment state machine.
+//! The deployment state machine: a deterministic function from (deployment, event, time) to
+//! (new deployment, commands).
+//!
+//! The engine calls [`advance`] once for every [`Event`] it receives, saves the new deployment
+//! with a write that is conditional on the `version` it loaded, and then carries out the returned
+//! [`Command`]s, each of which eventually produces more events. The machine does no I/O, reads no
+//! clock and draws no random numbers, so tests drive it on a virtual clock.
+//!
+//! Events may arrive twice, late or out of order (SQS delivers at least once). Every event names
+//! what it refers to, and an event that does not apply to the current state changes nothing and
+//! returns no commands. An event for a finished deployment is always ignored.
+//!
+//! The legal graph of phases is in [`phase`]; each group of transitions has its own file.
+
+mod deployment;
+mod finish;
+mod in_place;
+pub mod phase;
+
+pub use deployment::{CreateDeployment, Deployment, DeploymentOptions, PreviousDeployment, Target};
+pub use phase::{FinalStatus, Phase, PhaseKind};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+use crate::ids::{DeploymentId, TargetId};
+use crate::lifecycle::LifecycleEventName;
+use crate::model::{
+    Diagnostics, ErrorInformation, GroupError, LifecycleEventStatus, RevisionLocation,
+    TriggerEventType,
+};
+use crate::time::Timestamp;
+
+/// Something that happened to a deployment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all_fields = "camelCase")]
+pub enum Event {
+    /// The deployment was saved; it asks for its group's lock.
+    Created,
+    /// The deployment holds its group's lock and may start.
+    GroupLockAcquired,
+    /// Another deployment of the group is active; this one waits behind it.
+    GroupLockBusy { active: DeploymentId },
+    /// The revision exists and is well formed. `revision` pins what was found (for example the
+    /// S3 object's ETag and version), when the validator learned more than the request said.
+    RevisionValidated { revision: Option<RevisionLocation> },
+    /// The revision is missing or malformed.
+    RevisionInvalid { error: ErrorInformation },
+    /// The targets the deployment goes to, in the order to deploy them.
+    TargetsResolved { targets: Vec<TargetId> },
+    /// The targets could not be found.
+    TargetsUnresolved { error: ErrorInformation },
+    /// A host or the traffic router finished one lifecycle event on one target.
+    LifecycleEventFinished {
+        target: TargetId,
+        event: LifecycleEventName,
+        outcome: LifecycleOutcome,
+    },
+    /// A watched alarm is in the ALARM state.
+    AlarmRaised { alarm: String },
+    /// The alarms' state could not be read.
+    AlarmPollFailed { message: String },
+    /// A user asked to stop the deployment. `auto_rollback_enabled` is StopDeployment's flag:
+    /// when given it decides whether to roll back; when absent the deployment's
+    /// `DEPLOYMENT_STOP_ON_REQUEST` setting does.
+    StopRequested { auto_rollback_enabled: Option<bool> },
+}
+
+impl Event {
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::Created => EventKind::Created,
+            Event::GroupLockAcquired => EventKind::GroupLockAcquired,
+            Event::GroupLockBusy { .. } => EventKind::GroupLockBusy,
+            Event::RevisionValidated { .. } => EventKind::RevisionValidated,
+            Event::RevisionInvalid { .. } => EventKind::RevisionInvalid,
+            Event::TargetsResolved { .. } => EventKind::TargetsResolved,
+            Event::TargetsUnresolved { .. } => EventKind::TargetsUnresolved,
+            Event::LifecycleEventFinished { .. } => EventKind::LifecycleEventFinished,
+            Event::AlarmRaised { .. } => EventKind::AlarmRaised,
+            Event::AlarmPollFailed { .. } => EventKind::AlarmPollFailed,
+            Event::StopRequested { .. } => EventKind::StopRequested,
+        }
+    }
+}
+
+/// The kind of an [`Event`], without its data; the phase graph is written in these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Created,
+    GroupLockAcquired,
+    GroupLockBusy,
+    RevisionValidated,
+    RevisionInvalid,
+    TargetsResolved,
+    TargetsUnresolved,
+    LifecycleEventFinished,
+    AlarmRaised,
+    AlarmPollFailed,
+    StopRequested,
+}
+
+/// How one lifecycle event ended on one target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutcomeStatus {
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl From<OutcomeStatus> for LifecycleEventStatus {
+    fn from(s: OutcomeStatus) -> Self {
+        match s {
+            OutcomeStatus::Succeeded => LifecycleEventStatus::Succeeded,
+            OutcomeStatus::Failed => LifecycleEventStatus::Failed,
+            OutcomeStatus::Skipped => LifecycleEventStatus::Skipped,
+        }
+    }
+}
+
+/// What a host or the traffic router reports about one lifecycle event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecycleOutcome {
+    pub status: OutcomeStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<Diagnostics>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Timestamp>,
+}
+
+impl LifecycleOutcome {
+    pub fn succeeded() -> Self {
+        Self::with_status(OutcomeStatus::Succeeded, None)
+    }
+
+    pub fn failed(diagnostics: Diagnostics) -> Self {
+        Self::with_status(OutcomeStatus::Failed, Some(diagnostics))
+    }
+
+    fn with_status(status: OutcomeStatus, diagnostics: Option<Diagnostics>) -> Self {
+        LifecycleOutcome {
+            status,
+            diagnostics,
+            start_time: None,
+            end_time: None,
+        }
+    }
+}
+
+/// Something the engine must do. Every command is safe to carry out twice.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all_fields = "camelCase")]
+pub enum Command {
+    /// Take the group's lock, or queue behind its holder; answer with `GroupLockAcquired` or
+    /// `GroupLockBusy`.
+    AcquireGroupLock,
+    /// Check that the deployment's revision exists and is well formed; answer with
+    /// `RevisionValidated` or `RevisionInvalid`.
+    ValidateRevision,
+    /// Find the deployment's targets (the group's, or the deployment's `targetInstances`);
+    /// answer with `TargetsResolved` or `TargetsUnresolved`.
+    ResolveTargets,
+    /// Run these lifecycle events, in order, on each of these hosts, stopping a host at its first
+    /// failure (except the failures `ignoreApplicationStopFailures` covers, when set); answer
+    /// with one `LifecycleEventFinished` per event run.
+    RunLifecycleEvents {
+        targets: Vec<TargetId>,
+        events: Vec<LifecycleEventName>,
+    },
+    /// Take these hosts out of the load balancer and wait until they drain; answer with a
+    /// `LifecycleEventFinished` for `BlockTraffic` per host.
+    BlockTraffic { targets: Vec<TargetId> },
+    /// Put these hosts into the load balancer and wait until they are healthy; answer with a
+    /// `LifecycleEventFinished` for `AllowTraffic` per host.
+    AllowTraffic { targets: Vec<TargetId> },
+    /// Stop whatever these hosts are running for this deployment.
+    StopLifecycleEvents { targets: Vec<TargetId> },
+    /// Publish a state change to the group's triggers and event bus.
+    Notify {
+        event: TriggerEventType,
+        target: Option<TargetId>,
+    },
+    /// Save this new rollback deployment and deliver `Created` to it.
+    StartRollback { rollback: Box<Deployment> },
+    /// The deployment is over: record the outcome on the group and release the group's lock,
+    /// handing it to `hand_lock_to` first when given, else to the next queued deployment.
+    Finish {
+        status: FinalStatus,
+        hand_lock_to: Option<DeploymentId>,
+    },
+}
+
+/// The result of one step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    /// The deployment after the event. Its `version` is one more than before if anything
+    /// changed, and the same if nothing did.
+    pub deployment: Deployment,
+    pub commands: Vec<Command>,
+}
+
+/// A request or event that cannot be applied, with a message a user can act on.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum CoreError {
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(
+        "deployment configuration {config} is for {config_platform} deployments, but deployment group '{group}' deploys to {group_platform}"
+    )]
+    PlatformMismatch {
+        config: String,
+        config_platform: crate::model::ComputePlatform,
+        group: String,
+        group_platform: crate::model::ComputePlatform,
+    },
+    #[error("invalid revision: {0}")]
+    InvalidRevision(String),
+    #[error("{0} is not supported yet")]
+    Unsupported(String),
+    #[error("invalid {event} event: {reason}")]
+    InvalidEvent { event: &'static str, reason: String },
+}
+
+/// Applies one event to a deployment.
+///
+/// Returns the new deployment and the commands to carry out. An event that does not apply to
+/// the deployment's current phase returns the deployment unchanged and no commands.
+pub fn advance(d: &Deployment, event: Event, now: Timestamp) -> Result<Transition, CoreError> {
+    let mut next = d.clone();
+    let mut commands = Vec::new();
+    phase::apply(&mut next, event, now, &mut commands)?;
+    next.version = d.version;
+    if next != *d {
+        next.version = d.version + 1;
+    }
+    Ok(Transition {
+        deployment: next,
+        commands,
+    })
+}

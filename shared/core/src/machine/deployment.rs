@@ -1,0 +1,333 @@
+//! The machine's record of a deployment: everything a decision needs, snapshotted when the
+//! deployment is created, plus its phase and its targets. `info()` and `Target::instance_target`
+//! give CodeDeploy's views of it.
+
+use serde::{Deserialize, Serialize};
+
+use super::{CoreError, Phase};
+use crate::config::DeploymentConfigInfo;
+use crate::ids::{DeploymentId, TargetId};
+use crate::lifecycle::LifecycleEventName;
+use crate::model::{
+    AlarmConfiguration, AutoRollbackConfiguration, ComputePlatform, DeploymentCreator,
+    DeploymentGroupInfo, DeploymentInfo, DeploymentOverview, DeploymentStatus, DeploymentType,
+    ErrorInformation, FileExistsBehavior, InstanceTarget, LifecycleEvent, RevisionLocation,
+    RollbackInfo, TargetInstances, TargetLabel, TargetStatus,
+};
+use crate::time::Timestamp;
+
+/// A deployment as the state machine keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    pub deployment_id: DeploymentId,
+    /// One more on every change; stores write conditionally on the version they read.
+    pub version: u64,
+    pub application_name: String,
+    /// The group's settings when the deployment was created.
+    pub group: DeploymentGroupInfo,
+    /// The deployment configuration, resolved when the deployment was created.
+    pub config: DeploymentConfigInfo,
+    pub revision: RevisionLocation,
+    /// The group's last successful deployment when this one was created: what a rollback
+    /// restores, and where `ApplicationStop` scripts come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<PreviousDeployment>,
+    pub creator: DeploymentCreator,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub options: DeploymentOptions,
+    pub create_time: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_time: Option<Timestamp>,
+    pub phase: Phase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_information: Option<ErrorInformation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_info: Option<RollbackInfo>,
+    #[serde(default)]
+    pub targets: Vec<Target>,
+}
+
+/// A group's last successful deployment, as a later deployment remembers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousDeployment {
+    pub deployment_id: DeploymentId,
+    pub revision: RevisionLocation,
+}
+
+/// The settings in force for this deployment: the group's, with the deployment's overrides.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentOptions {
+    pub ignore_application_stop_failures: bool,
+    pub file_exists_behavior: FileExistsBehavior,
+    pub auto_rollback_configuration: AutoRollbackConfiguration,
+    /// True when the deployment's request replaced the group's rollback settings.
+    pub auto_rollback_overridden: bool,
+    pub alarm_configuration: AlarmConfiguration,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_alarm_configuration: Option<AlarmConfiguration>,
+    pub update_outdated_instances_only: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_instances: Option<TargetInstances>,
+}
+
+/// One target of a deployment and its lifecycle events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Target {
+    pub target_id: TargetId,
+    pub status: TargetStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated_at: Option<Timestamp>,
+    pub lifecycle_events: Vec<LifecycleEvent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_label: Option<TargetLabel>,
+    /// How many of `lifecycle_events`, from the first, have been handed to a host or to the
+    /// traffic router. Outcomes are accepted only for those.
+    #[serde(default)]
+    pub dispatched: usize,
+}
+
+impl Target {
+    pub fn new(target_id: TargetId, events: &[LifecycleEventName]) -> Self {
+        Target {
+            target_id,
+            status: TargetStatus::Pending,
+            last_updated_at: None,
+            lifecycle_events: events
+                .iter()
+                .copied()
+                .map(LifecycleEvent::pending)
+                .collect(),
+            instance_label: None,
+            dispatched: 0,
+        }
+    }
+
+    /// CodeDeploy's `instanceTarget` view of this target.
+    pub fn instance_target(&self, deployment_id: &DeploymentId) -> InstanceTarget {
+        InstanceTarget {
+            deployment_id: deployment_id.clone(),
+            target_id: self.target_id.clone(),
+            target_arn: None,
+            status: self.status,
+            last_updated_at: self.last_updated_at,
+            lifecycle_events: self.lifecycle_events.clone(),
+            instance_label: self.instance_label,
+        }
+    }
+}
+
+/// Everything needed to create a deployment: what `CreateDeployment` and `cutover local deploy`
+/// gather, with the group and configuration already looked up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CreateDeployment {
+    pub deployment_id: DeploymentId,
+    pub group: DeploymentGroupInfo,
+    pub config: DeploymentConfigInfo,
+    pub revision: RevisionLocation,
+    pub previous: Option<PreviousDeployment>,
+    pub creator: DeploymentCreator,
+    pub description: Option<String>,
+    pub ignore_application_stop_failures: bool,
+    pub file_exists_behavior: Option<FileExistsBehavior>,
+    /// Replaces the group's rollback settings when given.
+    pub auto_rollback_configuration: Option<AutoRollbackConfiguration>,
+    /// Replaces the group's alarm settings when given.
+    pub override_alarm_configuration: Option<AlarmConfiguration>,
+    pub update_outdated_instances_only: bool,
+    pub target_instances: Option<TargetInstances>,
+}
+
+impl CreateDeployment {
+    /// A request with CodeDeploy's defaults for everything but the essentials.
+    pub fn new(
+        deployment_id: DeploymentId,
+        group: DeploymentGroupInfo,
+        config: DeploymentConfigInfo,
+        revision: RevisionLocation,
+    ) -> Self {
+        CreateDeployment {
+            deployment_id,
+            group,
+            config,
+            revision,
+            previous: None,
+            creator: DeploymentCreator::User,
+            description: None,
+            ignore_application_stop_failures: false,
+            file_exists_behavior: None,
+            auto_rollback_configuration: None,
+            override_alarm_configuration: None,
+            update_outdated_instances_only: false,
+            target_instances: None,
+        }
+    }
+}
+
+impl Deployment {
+    /// A new deployment in the `Created` phase, after checking that the request makes sense.
+    pub fn create(req: CreateDeployment, now: Timestamp) -> Result<Deployment, CoreError> {
+        req.group.validate()?;
+        req.config.validate()?;
+        if req.config.compute_platform != req.group.compute_platform {
+            return Err(CoreError::PlatformMismatch {
+                config: req.config.deployment_config_name.clone(),
+                config_platform: req.config.compute_platform,
+                group: req.group.deployment_group_name.clone(),
+                group_platform: req.group.compute_platform,
+            });
+        }
+        if req.group.compute_platform != ComputePlatform::Server {
+            return Err(CoreError::Unsupported(format!(
+                "deploying to the {} compute platform",
+                req.group.compute_platform
+            )));
+        }
+        if req.group.deployment_style.deployment_type == DeploymentType::BlueGreen {
+            return Err(CoreError::Unsupported(
+                "a BLUE_GREEN deployment on the Server compute platform".into(),
+            ));
+        }
+        if let Some(content) = req.revision.inline_content() {
+            return Err(CoreError::InvalidRevision(format!(
+                "Server deployments install a bundle (S3, GitHub or a local path); an inline AppSpec ({} characters) can only deploy Lambda functions or ECS services",
+                content.content.len()
+            )));
+        }
+        let overridden = req.auto_rollback_configuration.is_some();
+        let auto_rollback_configuration = req
+            .auto_rollback_configuration
+            .or_else(|| req.group.auto_rollback_configuration.clone())
+            .unwrap_or_default();
+        let alarm_configuration = req
+            .override_alarm_configuration
+            .clone()
+            .or_else(|| req.group.alarm_configuration.clone())
+            .unwrap_or_default();
+        Ok(Deployment {
+            deployment_id: req.deployment_id,
+            version: 0,
+            application_name: req.group.application_name.clone(),
+            options: DeploymentOptions {
+                ignore_application_stop_failures: req.ignore_application_stop_failures,
+                file_exists_behavior: req.file_exists_behavior.unwrap_or_default(),
+                auto_rollback_configuration,
+                auto_rollback_overridden: overridden,
+                alarm_configuration,
+                override_alarm_configuration: req.override_alarm_configuration,
+                update_outdated_instances_only: req.update_outdated_instances_only,
+                target_instances: req.target_instances,
+            },
+            group: req.group,
+            config: req.config,
+            revision: req.revision,
+            previous: req.previous,
+            creator: req.creator,
+            description: req.description,
+            create_time: now,
+            start_time: None,
+            complete_time: None,
+            phase: Phase::Created,
+            error_information: None,
+            rollback_info: None,
+            targets: Vec::new(),
+        })
+    }
+
+    pub fn status(&self) -> DeploymentStatus {
+        self.phase.status()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.phase.is_finished()
+    }
+
+    pub fn with_traffic_control(&self) -> bool {
+        self.group.deployment_style.with_traffic_control()
+    }
+
+    pub fn target(&self, id: &TargetId) -> Option<&Target> {
+        self.targets.iter().find(|t| &t.target_id == id)
+    }
+
+    /// How many targets are in each status.
+    pub fn overview(&self) -> DeploymentOverview {
+        let mut o = DeploymentOverview::default();
+        for t in &self.targets {
+            match t.status {
+                TargetStatus::Pending | TargetStatus::Unknown => o.pending += 1,
+                TargetStatus::InProgress => o.in_progress += 1,
+                TargetStatus::Succeeded => o.succeeded += 1,
+                TargetStatus::Failed => o.failed += 1,
+                TargetStatus::Skipped => o.skipped += 1,
+                TargetStatus::Ready => o.ready += 1,
+            }
+        }
+        o
+    }
+
+    /// CodeDeploy's `deploymentInfo` view of this deployment.
+    pub fn info(&self) -> DeploymentInfo {
+        DeploymentInfo {
+            application_name: self.application_name.clone(),
+            deployment_group_name: self.group.deployment_group_name.clone(),
+            deployment_config_name: self.config.deployment_config_name.clone(),
+            deployment_id: self.deployment_id.clone(),
+            previous_revision: self.previous.as_ref().map(|p| p.revision.clone()),
+            revision: self.revision.clone(),
+            status: self.status(),
+            error_information: self.error_information.clone(),
+            create_time: self.create_time,
+            start_time: self.start_time,
+            complete_time: self.complete_time,
+            deployment_overview: self.overview(),
+            description: self.description.clone(),
+            creator: self.creator,
+            ignore_application_stop_failures: self.options.ignore_application_stop_failures,
+            auto_rollback_configuration: Some(self.options.auto_rollback_configuration.clone()),
+            update_outdated_instances_only: self.options.update_outdated_instances_only,
+            rollback_info: self.rollback_info.clone(),
+            deployment_style: self.group.deployment_style,
+            target_instances: self.options.target_instances.clone(),
+            instance_termination_wait_time_started: false,
+            blue_green_deployment_configuration: self.group.blue_green_deployment_configuration,
+            load_balancer_info: self.group.load_balancer_info.clone(),
+            file_exists_behavior: self.options.file_exists_behavior,
+            deployment_status_messages: Vec::new(),
+            compute_platform: self.group.compute_platform,
+            override_alarm_configuration: self.options.override_alarm_configuration.clone(),
+        }
+    }
+
+    /// Replaces the revision with the exact object the validator found, after checking that it
+    /// is the same revision.
+    pub(super) fn pin_revision(&mut self, pinned: RevisionLocation) -> Result<(), CoreError> {
+        let same = match (&self.revision, &pinned) {
+            (RevisionLocation::S3(a), RevisionLocation::S3(b)) => {
+                a.bucket == b.bucket && a.key == b.key
+            }
+            (RevisionLocation::GitHub(a), RevisionLocation::GitHub(b)) => {
+                a.repository == b.repository
+            }
+            (RevisionLocation::Local(a), RevisionLocation::Local(b)) => a.path == b.path,
+            (a, b) => a == b,
+        };
+        if !same {
+            return Err(CoreError::InvalidEvent {
+                event: "RevisionValidated",
+                reason: format!(
+                    "the validated revision ({:?}) is not the deployment's revision ({:?})",
+                    pinned, self.revision
+                ),
+            });
+        }
+        self.revision = pinned;
+        Ok(())
+    }
+}

@@ -1,0 +1,312 @@
+//! In-place deployments to hosts: each host runs the whole lifecycle in turn, and the
+//! configuration's host plan bounds how many hosts are out of service at once.
+//!
+//! A host's lifecycle is cut into runs: consecutive events done by the host's agent, and the
+//! `BlockTraffic` and `AllowTraffic` events done by the traffic router. A run is handed out
+//! only when the previous one has finished, so a host is never asked to do two things at once.
+//! New hosts start, in the order the targets were resolved, whenever the plan allows; a host
+//! that fails stays out of service until the deployment ends.
+
+use super::{
+    Command, CoreError, Deployment, LifecycleOutcome, OutcomeStatus, Phase, Target, finish,
+};
+use crate::ids::TargetId;
+use crate::lifecycle::{self, LifecycleEventName};
+use crate::model::{
+    Diagnostics, ErrorCode, ErrorInformation, LifecycleEventStatus, TargetStatus, TriggerEventType,
+};
+use crate::time::Timestamp;
+
+/// `TargetsResolved`: lay out every target's lifecycle and start the first hosts.
+pub(super) fn start(
+    d: &mut Deployment,
+    targets: Vec<TargetId>,
+    now: Timestamp,
+    out: &mut Vec<Command>,
+) -> Result<(), CoreError> {
+    let mut unique: Vec<TargetId> = Vec::with_capacity(targets.len());
+    for t in targets {
+        if t.as_str().is_empty() {
+            return Err(CoreError::InvalidEvent {
+                event: "TargetsResolved",
+                reason: "a target id is empty".into(),
+            });
+        }
+        if !unique.contains(&t) {
+            unique.push(t);
+        }
+    }
+    if unique.is_empty() {
+        let error = ErrorInformation::new(
+            ErrorCode::NoInstances,
+            format!(
+                "The deployment found no targets in deployment group '{}'. Check the group's tags, Auto Scaling groups or hosts.",
+                d.group.deployment_group_name
+            ),
+        );
+        finish::fail(d, error, now, out);
+        return Ok(());
+    }
+    let fleet = u32::try_from(unique.len()).unwrap_or(u32::MAX);
+    let plan = match d.config.host_plan(fleet) {
+        Ok(plan) => plan,
+        Err(e) => {
+            finish::fail(
+                d,
+                ErrorInformation::new(ErrorCode::HealthConstraintsInvalid, e.to_string()),
+                now,
+                out,
+            );
+            return Ok(());
+        }
+    };
+    let events = lifecycle::server_in_place(d.with_traffic_control());
+    d.targets = unique
+        .into_iter()
+        .map(|id| Target::new(id, &events))
+        .collect();
+    d.phase = Phase::InPlace { plan };
+    progress(d, now, out);
+    Ok(())
+}
+
+/// `LifecycleEventFinished`: record the outcome, then move hosts along.
+pub(super) fn on_lifecycle_event(
+    d: &mut Deployment,
+    target: &TargetId,
+    event: LifecycleEventName,
+    outcome: LifecycleOutcome,
+    now: Timestamp,
+    out: &mut Vec<Command>,
+) {
+    let ignore_stop_failures = d.options.ignore_application_stop_failures;
+    let Some(t) = d.targets.iter_mut().find(|t| &t.target_id == target) else {
+        return;
+    };
+    let Some(index) = t.lifecycle_events[..t.dispatched]
+        .iter()
+        .position(|e| e.lifecycle_event_name == event && !e.status.is_final())
+    else {
+        return;
+    };
+    let ignored = outcome.status == OutcomeStatus::Failed
+        && ignore_stop_failures
+        && event.is_ignorable_stop_event();
+    let failed = outcome.status == OutcomeStatus::Failed && !ignored;
+
+    let record = &mut t.lifecycle_events[index];
+    record.status = if ignored {
+        LifecycleEventStatus::Succeeded
+    } else {
+        outcome.status.into()
+    };
+    record.start_time = outcome.start_time.or(record.start_time).or(Some(now));
+    record.end_time = Some(outcome.end_time.unwrap_or(now));
+    record.diagnostics = outcome.diagnostics.map(|diag| {
+        if ignored {
+            Diagnostics {
+                message: format!(
+                    "ignored because ignoreApplicationStopFailures is set: {}",
+                    diag.message
+                ),
+                ..diag
+            }
+        } else {
+            diag
+        }
+    });
+    t.last_updated_at = Some(now);
+
+    if failed {
+        // The host stops at its first failure, so nothing after this event will run. Events
+        // before it keep waiting for their own reports, which may arrive after this one.
+        for e in t.lifecycle_events[index + 1..].iter_mut() {
+            e.status = LifecycleEventStatus::Skipped;
+        }
+    }
+    let events = &mut t.lifecycle_events;
+    if !events[..t.dispatched]
+        .iter()
+        .any(|e| e.status == LifecycleEventStatus::InProgress)
+        && let Some(next) = events[..t.dispatched]
+            .iter_mut()
+            .find(|e| e.status == LifecycleEventStatus::Pending)
+    {
+        next.status = LifecycleEventStatus::InProgress;
+        next.start_time = Some(outcome.end_time.unwrap_or(now));
+    }
+    if events.iter().all(|e| e.status.is_final()) {
+        let failed = events
+            .iter()
+            .any(|e| e.status == LifecycleEventStatus::Failed);
+        t.status = if failed {
+            TargetStatus::Failed
+        } else {
+            TargetStatus::Succeeded
+        };
+        let notice = if failed {
+            TriggerEventType::InstanceFailure
+        } else {
+            TriggerEventType::InstanceSuccess
+        };
+        out.push(instance_notice(notice, target));
+    }
+    progress(d, now, out);
+}
+
+/// Hands out the next run to every host whose current run is over, starts new hosts as the
+/// plan allows, and finishes the deployment when no host can move any more.
+fn progress(d: &mut Deployment, now: Timestamp, out: &mut Vec<Command>) {
+    let Phase::InPlace { plan } = d.phase else {
+        return;
+    };
+    let mut runs: Vec<(Run, Vec<TargetId>)> = Vec::new();
+    let mut add = |run: Run, id: &TargetId| match runs.iter_mut().find(|(r, _)| *r == run) {
+        Some((_, ids)) => ids.push(id.clone()),
+        None => runs.push((run, vec![id.clone()])),
+    };
+
+    for t in d
+        .targets
+        .iter_mut()
+        .filter(|t| t.status == TargetStatus::InProgress)
+    {
+        if let Some(run) = dispatch_next_run(t, now) {
+            add(run, &t.target_id);
+        }
+    }
+
+    let mut in_progress = count(d, TargetStatus::InProgress);
+    let failed = count(d, TargetStatus::Failed);
+    for t in d
+        .targets
+        .iter_mut()
+        .filter(|t| t.status == TargetStatus::Pending)
+    {
+        if !plan.may_start(in_progress, failed) {
+            break;
+        }
+        t.status = TargetStatus::InProgress;
+        t.last_updated_at = Some(now);
+        in_progress += 1;
+        out.push(instance_notice(
+            TriggerEventType::InstanceStart,
+            &t.target_id,
+        ));
+        if let Some(run) = dispatch_next_run(t, now) {
+            add(run, &t.target_id);
+        }
+    }
+
+    out.extend(runs.into_iter().map(|(run, targets)| run.command(targets)));
+
+    if in_progress > 0 {
+        return;
+    }
+    let succeeded = count(d, TargetStatus::Succeeded);
+    let pending = count(d, TargetStatus::Pending);
+    if pending == 0 && plan.is_success(succeeded) {
+        finish::succeed(d, now, out);
+    } else {
+        let failed_ids: Vec<&str> = d
+            .targets
+            .iter()
+            .filter(|t| t.status == TargetStatus::Failed)
+            .map(|t| t.target_id.as_str())
+            .collect();
+        let mut message = format!(
+            "{} of {} targets failed ({}). Deployment configuration {} ",
+            failed_ids.len(),
+            plan.fleet_size,
+            abbreviate(&failed_ids),
+            d.config.deployment_config_name,
+        );
+        if pending == 0 {
+            message += &format!("needs at least {} to succeed.", plan.minimum_successful);
+        } else {
+            message += &format!(
+                "keeps at least {} of {} healthy, so the other {} targets were not attempted.",
+                plan.minimum_healthy_hosts, plan.fleet_size, pending
+            );
+        }
+        finish::fail(
+            d,
+            ErrorInformation::new(ErrorCode::HealthConstraints, message),
+            now,
+            out,
+        );
+    }
+}
+
+/// A run of lifecycle events that one executor performs without coming back in between.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Run {
+    Host(Vec<LifecycleEventName>),
+    BlockTraffic,
+    AllowTraffic,
+}
+
+impl Run {
+    fn of(event: LifecycleEventName) -> Run {
+        match event {
+            LifecycleEventName::BlockTraffic => Run::BlockTraffic,
+            LifecycleEventName::AllowTraffic => Run::AllowTraffic,
+            other => Run::Host(vec![other]),
+        }
+    }
+
+    fn command(self, targets: Vec<TargetId>) -> Command {
+        match self {
+            Run::Host(events) => Command::RunLifecycleEvents { targets, events },
+            Run::BlockTraffic => Command::BlockTraffic { targets },
+            Run::AllowTraffic => Command::AllowTraffic { targets },
+        }
+    }
+}
+
+/// If the target's handed-out events have all finished, hands out the next run.
+fn dispatch_next_run(t: &mut Target, now: Timestamp) -> Option<Run> {
+    let events = &mut t.lifecycle_events;
+    if t.dispatched >= events.len()
+        || events[t.dispatched].status.is_final()
+        || events[..t.dispatched].iter().any(|e| !e.status.is_final())
+    {
+        return None;
+    }
+    let first = t.dispatched;
+    let mut run = Run::of(events[first].lifecycle_event_name);
+    let mut end = first + 1;
+    if let Run::Host(names) = &mut run {
+        while end < events.len()
+            && matches!(Run::of(events[end].lifecycle_event_name), Run::Host(_))
+        {
+            names.push(events[end].lifecycle_event_name);
+            end += 1;
+        }
+    }
+    events[first].status = LifecycleEventStatus::InProgress;
+    events[first].start_time = Some(now);
+    t.dispatched = end;
+    t.last_updated_at = Some(now);
+    Some(run)
+}
+
+fn count(d: &Deployment, status: TargetStatus) -> u32 {
+    d.targets.iter().filter(|t| t.status == status).count() as u32
+}
+
+fn instance_notice(event: TriggerEventType, target: &TargetId) -> Command {
+    Command::Notify {
+        event,
+        target: Some(target.clone()),
+    }
+}
+
+/// At most five names, then how many more.
+fn abbreviate(names: &[&str]) -> String {
+    match names.len() {
+        0 => "none".into(),
+        n if n <= 5 => names.join(", "),
+        n => format!("{} and {} more", names[..5].join(", "), n - 5),
+    }
+}

@@ -1,0 +1,328 @@
+//! The phases of a deployment and the legal graph between them, in one place.
+//!
+//! ```text
+//!  Created ─── GroupLockAcquired ──▶ ValidatingRevision
+//!  Created ─── GroupLockBusy ──────▶ Queued ─── GroupLockAcquired ──▶ ValidatingRevision
+//!  ValidatingRevision ─── RevisionValidated ──▶ ResolvingTargets
+//!  ValidatingRevision ─── RevisionInvalid ────▶ Finished(Failed)
+//!  ResolvingTargets ───── TargetsResolved ────▶ InPlace                 (Server, in place)
+//!  ResolvingTargets ───── TargetsResolved ────▶ Finished(Failed)        (no targets, or too few)
+//!  ResolvingTargets ───── TargetsUnresolved ──▶ Finished(Failed)
+//!  InPlace ────────────── LifecycleEventFinished ──▶ InPlace | Finished(Succeeded | Failed)
+//!  any started phase ──── AlarmRaised, AlarmPollFailed ──▶ Finished(Stopped)
+//!  any unfinished phase ─ StopRequested ──────▶ Finished(Stopped)
+//!  Finished ───────────── anything ───────────▶ Finished (ignored)
+//! ```
+//!
+//! [`GRAPH`] is the same graph as data; the tests check every step they take against it.
+//! [`apply`] is the one `match` that routes each (phase, event) pair to its transition.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Command, CoreError, Deployment, Event, EventKind, finish, in_place};
+use crate::config::HostPlan;
+use crate::ids::DeploymentId;
+use crate::model::{DeploymentStatus, ErrorCode, ErrorInformation};
+use crate::time::Timestamp;
+
+/// Where a deployment is, with the data that only that phase needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all_fields = "camelCase")]
+pub enum Phase {
+    /// Saved; waiting to learn whether its group is free.
+    Created,
+    /// Waiting for the group's active deployment to finish.
+    Queued { behind: DeploymentId },
+    /// Checking that the revision exists and is well formed.
+    ValidatingRevision,
+    /// Finding the targets.
+    ResolvingTargets,
+    /// Deploying to hosts in place, within the plan's health limits.
+    InPlace { plan: HostPlan },
+    /// Over.
+    Finished { status: FinalStatus },
+}
+
+/// How a deployment ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FinalStatus {
+    Succeeded,
+    Failed,
+    Stopped,
+}
+
+impl From<FinalStatus> for DeploymentStatus {
+    fn from(s: FinalStatus) -> Self {
+        match s {
+            FinalStatus::Succeeded => DeploymentStatus::Succeeded,
+            FinalStatus::Failed => DeploymentStatus::Failed,
+            FinalStatus::Stopped => DeploymentStatus::Stopped,
+        }
+    }
+}
+
+/// A phase without its data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PhaseKind {
+    Created,
+    Queued,
+    ValidatingRevision,
+    ResolvingTargets,
+    InPlace,
+    Succeeded,
+    Failed,
+    Stopped,
+}
+
+impl PhaseKind {
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            PhaseKind::Succeeded | PhaseKind::Failed | PhaseKind::Stopped
+        )
+    }
+}
+
+impl Phase {
+    pub fn kind(&self) -> PhaseKind {
+        match self {
+            Phase::Created => PhaseKind::Created,
+            Phase::Queued { .. } => PhaseKind::Queued,
+            Phase::ValidatingRevision => PhaseKind::ValidatingRevision,
+            Phase::ResolvingTargets => PhaseKind::ResolvingTargets,
+            Phase::InPlace { .. } => PhaseKind::InPlace,
+            Phase::Finished {
+                status: FinalStatus::Succeeded,
+            } => PhaseKind::Succeeded,
+            Phase::Finished {
+                status: FinalStatus::Failed,
+            } => PhaseKind::Failed,
+            Phase::Finished {
+                status: FinalStatus::Stopped,
+            } => PhaseKind::Stopped,
+        }
+    }
+
+    /// The CodeDeploy status a user sees in this phase.
+    pub fn status(&self) -> DeploymentStatus {
+        match self {
+            Phase::Created => DeploymentStatus::Created,
+            Phase::Queued { .. } => DeploymentStatus::Queued,
+            Phase::ValidatingRevision | Phase::ResolvingTargets | Phase::InPlace { .. } => {
+                DeploymentStatus::InProgress
+            }
+            Phase::Finished { status } => (*status).into(),
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        matches!(self, Phase::Finished { .. })
+    }
+
+    /// True once the deployment holds its group's lock and has begun work.
+    pub fn is_started(&self) -> bool {
+        matches!(
+            self,
+            Phase::ValidatingRevision | Phase::ResolvingTargets | Phase::InPlace { .. }
+        )
+    }
+}
+
+use EventKind as E;
+use PhaseKind as P;
+
+/// Every legal step: from a phase, on an event, to one of these phases. A (phase, event) pair
+/// that is not listed changes nothing.
+pub const GRAPH: &[(PhaseKind, EventKind, &[PhaseKind])] = &[
+    (P::Created, E::Created, &[P::Created]),
+    (P::Created, E::GroupLockAcquired, &[P::ValidatingRevision]),
+    (P::Created, E::GroupLockBusy, &[P::Queued]),
+    (P::Queued, E::GroupLockAcquired, &[P::ValidatingRevision]),
+    (
+        P::ValidatingRevision,
+        E::RevisionValidated,
+        &[P::ResolvingTargets],
+    ),
+    (P::ValidatingRevision, E::RevisionInvalid, &[P::Failed]),
+    (
+        P::ResolvingTargets,
+        E::TargetsResolved,
+        &[P::InPlace, P::Failed],
+    ),
+    (P::ResolvingTargets, E::TargetsUnresolved, &[P::Failed]),
+    (
+        P::InPlace,
+        E::LifecycleEventFinished,
+        &[P::InPlace, P::Succeeded, P::Failed],
+    ),
+    (
+        P::ValidatingRevision,
+        E::AlarmRaised,
+        &[P::ValidatingRevision, P::Stopped],
+    ),
+    (
+        P::ResolvingTargets,
+        E::AlarmRaised,
+        &[P::ResolvingTargets, P::Stopped],
+    ),
+    (P::InPlace, E::AlarmRaised, &[P::InPlace, P::Stopped]),
+    (
+        P::ValidatingRevision,
+        E::AlarmPollFailed,
+        &[P::ValidatingRevision, P::Stopped],
+    ),
+    (
+        P::ResolvingTargets,
+        E::AlarmPollFailed,
+        &[P::ResolvingTargets, P::Stopped],
+    ),
+    (P::InPlace, E::AlarmPollFailed, &[P::InPlace, P::Stopped]),
+    (P::Created, E::StopRequested, &[P::Stopped]),
+    (P::Queued, E::StopRequested, &[P::Stopped]),
+    (P::ValidatingRevision, E::StopRequested, &[P::Stopped]),
+    (P::ResolvingTargets, E::StopRequested, &[P::Stopped]),
+    (P::InPlace, E::StopRequested, &[P::Stopped]),
+];
+
+/// The phases the graph allows after `event` in `from`; empty if the event is ignored there.
+pub fn allowed(from: PhaseKind, event: EventKind) -> &'static [PhaseKind] {
+    GRAPH
+        .iter()
+        .find(|(p, e, _)| *p == from && *e == event)
+        .map_or(&[], |(_, _, to)| to)
+}
+
+/// Routes one event to the transition for the deployment's phase.
+pub(super) fn apply(
+    d: &mut Deployment,
+    event: Event,
+    now: Timestamp,
+    out: &mut Vec<Command>,
+) -> Result<(), CoreError> {
+    match (&d.phase, event) {
+        (Phase::Finished { .. }, _) => {}
+
+        (Phase::Created, Event::Created) => out.push(Command::AcquireGroupLock),
+        (Phase::Created | Phase::Queued { .. }, Event::GroupLockAcquired) => {
+            d.phase = Phase::ValidatingRevision;
+            d.start_time = Some(now);
+            out.push(Command::Notify {
+                event: crate::model::TriggerEventType::DeploymentStart,
+                target: None,
+            });
+            out.push(Command::ValidateRevision);
+        }
+        (Phase::Created, Event::GroupLockBusy { active }) if active != d.deployment_id => {
+            d.phase = Phase::Queued { behind: active };
+        }
+
+        (Phase::ValidatingRevision, Event::RevisionValidated { revision }) => {
+            if let Some(pinned) = revision {
+                d.pin_revision(pinned)?;
+            }
+            d.phase = Phase::ResolvingTargets;
+            out.push(Command::ResolveTargets);
+        }
+        (Phase::ValidatingRevision, Event::RevisionInvalid { error }) => {
+            finish::fail(d, error, now, out);
+        }
+
+        (Phase::ResolvingTargets, Event::TargetsResolved { targets }) => {
+            in_place::start(d, targets, now, out)?;
+        }
+        (Phase::ResolvingTargets, Event::TargetsUnresolved { error }) => {
+            finish::fail(d, error, now, out);
+        }
+
+        (
+            Phase::InPlace { .. },
+            Event::LifecycleEventFinished {
+                target,
+                event,
+                outcome,
+            },
+        ) => in_place::on_lifecycle_event(d, &target, event, outcome, now, out),
+
+        (phase, Event::AlarmRaised { alarm })
+            if phase.is_started() && d.options.alarm_configuration.watches(&alarm) =>
+        {
+            let message = format!(
+                "The deployment was stopped because alarm '{alarm}' is in the ALARM state."
+            );
+            finish::stop_on_alarm(
+                d,
+                ErrorInformation::new(ErrorCode::AlarmActive, message),
+                now,
+                out,
+            );
+        }
+        (phase, Event::AlarmPollFailed { message })
+            if phase.is_started()
+                && d.options.alarm_configuration.enabled
+                && !d.options.alarm_configuration.ignore_poll_alarm_failure =>
+        {
+            let message = format!(
+                "The deployment was stopped because the state of its alarms could not be read: {message}. Set ignorePollAlarmFailure to continue in that case."
+            );
+            finish::stop_on_alarm(
+                d,
+                ErrorInformation::new(ErrorCode::AlarmActive, message),
+                now,
+                out,
+            );
+        }
+
+        (
+            _,
+            Event::StopRequested {
+                auto_rollback_enabled,
+            },
+        ) => {
+            finish::stop_on_request(d, auto_rollback_enabled, now, out);
+        }
+
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UNFINISHED: [PhaseKind; 5] = [
+        P::Created,
+        P::Queued,
+        P::ValidatingRevision,
+        P::ResolvingTargets,
+        P::InPlace,
+    ];
+
+    #[test]
+    fn every_unfinished_phase_can_be_stopped() {
+        for phase in UNFINISHED {
+            assert_eq!(allowed(phase, E::StopRequested), &[P::Stopped], "{phase:?}");
+        }
+    }
+
+    #[test]
+    fn finished_phases_have_no_way_out() {
+        for (from, _, to) in GRAPH {
+            assert!(
+                !from.is_finished(),
+                "{from:?} is finished but has a transition"
+            );
+            assert!(!to.is_empty());
+        }
+    }
+
+    #[test]
+    fn each_phase_and_event_appears_once() {
+        for (i, (p, e, _)) in GRAPH.iter().enumerate() {
+            assert!(
+                GRAPH[i + 1..].iter().all(|(p2, e2, _)| (p2, e2) != (p, e)),
+                "{p:?} {e:?} is listed twice"
+            );
+        }
+    }
+}

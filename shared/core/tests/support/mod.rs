@@ -1,0 +1,296 @@
+//! A simulated world for driving the state machine in tests: it carries out every command the
+//! machine returns (a group lock, a revision validator, a fleet, hosts that run their lifecycle
+//! events and fail where the test says, a traffic router) and feeds the resulting events back,
+//! in order or shuffled, once or twice.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cutover_core::config::{self, DeploymentConfigInfo};
+use cutover_core::lifecycle::LifecycleEventName;
+use cutover_core::lock::{GroupQueue, LockDecision};
+use cutover_core::machine::{
+    self, Command, CreateDeployment, Deployment, Event, FinalStatus, LifecycleOutcome, PhaseKind,
+    PreviousDeployment,
+};
+use cutover_core::model::{
+    DeploymentGroupInfo, DeploymentOption, Diagnostics, LifecycleErrorCode, LoadBalancerInfo,
+    LocalLocation, NamedResource, RevisionLocation, TargetStatus, TriggerEventType,
+};
+use cutover_core::{DeploymentId, TargetId, Timestamp};
+
+/// A deployment group of `hosts` hosts named host-1 ... host-N.
+pub fn group(with_traffic_control: bool) -> DeploymentGroupInfo {
+    let mut g = DeploymentGroupInfo {
+        application_name: "App".into(),
+        deployment_group_id: "4f1c2d3e-0000-4000-8000-000000000001".into(),
+        deployment_group_name: "Fleet".into(),
+        deployment_config_name: config::DEFAULT_SERVER_CONFIG.into(),
+        ..Default::default()
+    };
+    if with_traffic_control {
+        g.deployment_style.deployment_option = DeploymentOption::WithTrafficControl;
+        g.load_balancer_info = Some(LoadBalancerInfo {
+            target_group_info_list: vec![NamedResource { name: "web".into() }],
+            ..Default::default()
+        });
+    }
+    g
+}
+
+pub fn hosts(n: usize) -> Vec<TargetId> {
+    (1..=n)
+        .map(|i| TargetId::new(format!("host-{i}")))
+        .collect()
+}
+
+pub fn revision(name: &str) -> RevisionLocation {
+    RevisionLocation::Local(LocalLocation {
+        path: format!("/revisions/{name}"),
+        bundle_type: None,
+    })
+}
+
+pub fn predefined(name: &str) -> DeploymentConfigInfo {
+    config::predefined(name).unwrap_or_else(|| panic!("{name} is not predefined"))
+}
+
+/// A request for a deployment of revision `rev` to `group` with `config`.
+pub fn request(
+    n: u64,
+    group: DeploymentGroupInfo,
+    config: DeploymentConfigInfo,
+    rev: &str,
+) -> CreateDeployment {
+    CreateDeployment::new(DeploymentId::from_entropy(n), group, config, revision(rev))
+}
+
+/// One step the machine took: the deployment, the phase before and after, and the event.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub deployment: DeploymentId,
+    pub from: PhaseKind,
+    pub event: machine::EventKind,
+    pub to: PhaseKind,
+}
+
+#[derive(Debug, Default)]
+pub struct World {
+    pub deployments: BTreeMap<DeploymentId, Deployment>,
+    pub queue: GroupQueue,
+    pub fleet: Vec<TargetId>,
+    /// Lifecycle events that fail, per host.
+    pub failures: BTreeSet<(TargetId, LifecycleEventName)>,
+    /// Events not yet delivered, each with how many more times it will be delivered.
+    pub inbox: Vec<(DeploymentId, Event, u32)>,
+    pub now: Timestamp,
+    pub steps: Vec<Step>,
+    pub notices: Vec<(DeploymentId, TriggerEventType, Option<TargetId>)>,
+    pub finished: Vec<(DeploymentId, FinalStatus)>,
+    pub stopped_hosts: Vec<(DeploymentId, TargetId)>,
+    pub last_successful: Option<PreviousDeployment>,
+    /// The most hosts seen out of service (in progress or failed) at once, per deployment.
+    pub max_out_of_service: BTreeMap<DeploymentId, u32>,
+    /// How many times each event is delivered (1 = once, 2 = a duplicate of every event).
+    pub deliveries: u32,
+}
+
+impl World {
+    pub fn new(fleet: Vec<TargetId>) -> Self {
+        World {
+            fleet,
+            now: Timestamp::from_secs(1_700_000_000),
+            deliveries: 1,
+            ..Default::default()
+        }
+    }
+
+    pub fn fail(&mut self, host: &str, event: LifecycleEventName) {
+        self.failures.insert((TargetId::new(host), event));
+    }
+
+    /// Creates a deployment, remembering the group's last success as CodeDeploy does.
+    pub fn create(&mut self, mut req: CreateDeployment) -> DeploymentId {
+        req.previous = self.last_successful.clone();
+        let d = Deployment::create(req, self.now).expect("a valid deployment");
+        let id = d.deployment_id.clone();
+        self.deployments.insert(id.clone(), d);
+        self.post(&id, Event::Created);
+        id
+    }
+
+    pub fn post(&mut self, id: &DeploymentId, event: Event) {
+        self.inbox.push((id.clone(), event, self.deliveries));
+    }
+
+    pub fn deployment(&self, id: &DeploymentId) -> &Deployment {
+        &self.deployments[id]
+    }
+
+    /// Delivers one event now and carries out the commands it yields.
+    pub fn deliver(&mut self, id: &DeploymentId, event: Event) -> Vec<Command> {
+        self.now = self.now + std::time::Duration::from_secs(1);
+        let before = self.deployments[id].clone();
+        let kind = event.kind();
+        let t = machine::advance(&before, event, self.now)
+            .expect("events from the world are well formed");
+        let from = before.phase.kind();
+        let to = t.deployment.phase.kind();
+        if t.deployment == before {
+            assert!(
+                t.commands.is_empty()
+                    || (from == PhaseKind::Created && kind == machine::EventKind::Created),
+                "an event that changed nothing returned commands: {:?}",
+                t.commands
+            );
+        } else {
+            assert_eq!(t.deployment.version, before.version + 1);
+            let allowed = machine::phase::allowed(from, kind);
+            assert!(
+                allowed.contains(&to),
+                "{from:?} --{kind:?}--> {to:?} is not in the phase graph"
+            );
+        }
+        if from.is_finished() {
+            assert_eq!(t.deployment, before, "a finished deployment changed");
+            assert!(
+                t.commands.is_empty(),
+                "a finished deployment returned commands"
+            );
+        }
+        self.steps.push(Step {
+            deployment: id.clone(),
+            from,
+            event: kind,
+            to,
+        });
+        let out_of_service = t
+            .deployment
+            .targets
+            .iter()
+            .filter(|t| matches!(t.status, TargetStatus::InProgress | TargetStatus::Failed))
+            .count() as u32;
+        let max = self.max_out_of_service.entry(id.clone()).or_default();
+        *max = (*max).max(out_of_service);
+        self.deployments.insert(id.clone(), t.deployment);
+        for c in &t.commands {
+            self.execute(id, c.clone());
+        }
+        t.commands
+    }
+
+    fn execute(&mut self, id: &DeploymentId, command: Command) {
+        match command {
+            Command::AcquireGroupLock => match self.queue.acquire(id) {
+                LockDecision::Acquired => self.post(id, Event::GroupLockAcquired),
+                LockDecision::Queued { active, .. } => {
+                    self.post(id, Event::GroupLockBusy { active })
+                }
+            },
+            Command::ValidateRevision => self.post(id, Event::RevisionValidated { revision: None }),
+            Command::ResolveTargets => {
+                let targets = self.fleet.clone();
+                self.post(id, Event::TargetsResolved { targets });
+            }
+            Command::RunLifecycleEvents { targets, events } => {
+                let ignore = self.deployments[id]
+                    .options
+                    .ignore_application_stop_failures;
+                for target in targets {
+                    for &event in &events {
+                        let fails = self.failures.contains(&(target.clone(), event));
+                        self.post(id, finished(&target, event, fails));
+                        if fails && !(ignore && event.is_ignorable_stop_event()) {
+                            break;
+                        }
+                    }
+                }
+            }
+            Command::BlockTraffic { targets } => {
+                self.route(id, targets, LifecycleEventName::BlockTraffic)
+            }
+            Command::AllowTraffic { targets } => {
+                self.route(id, targets, LifecycleEventName::AllowTraffic)
+            }
+            Command::StopLifecycleEvents { targets } => {
+                self.stopped_hosts
+                    .extend(targets.into_iter().map(|t| (id.clone(), t)));
+            }
+            Command::Notify { event, target } => self.notices.push((id.clone(), event, target)),
+            Command::StartRollback { rollback } => {
+                let rid = rollback.deployment_id.clone();
+                assert!(
+                    !self.deployments.contains_key(&rid),
+                    "a rollback was started twice"
+                );
+                self.deployments.insert(rid.clone(), *rollback);
+                self.post(&rid, Event::Created);
+            }
+            Command::Finish {
+                status,
+                hand_lock_to,
+            } => {
+                self.finished.push((id.clone(), status));
+                if status == FinalStatus::Succeeded {
+                    let d = &self.deployments[id];
+                    self.last_successful = Some(PreviousDeployment {
+                        deployment_id: id.clone(),
+                        revision: d.revision.clone(),
+                    });
+                }
+                if let Some(next) = self.queue.release(id, hand_lock_to.as_ref()) {
+                    self.post(&next, Event::GroupLockAcquired);
+                }
+            }
+        }
+    }
+
+    fn route(&mut self, id: &DeploymentId, targets: Vec<TargetId>, event: LifecycleEventName) {
+        for target in targets {
+            let fails = self.failures.contains(&(target.clone(), event));
+            self.post(id, finished(&target, event, fails));
+        }
+    }
+
+    /// Delivers events in the order they were produced until none are left.
+    pub fn run(&mut self) {
+        self.run_with(|_| 0);
+    }
+
+    /// Delivers events in an order chosen by `pick` (given the inbox size, the index to deliver
+    /// next) until none are left.
+    pub fn run_with(&mut self, mut pick: impl FnMut(usize) -> usize) {
+        let mut budget = 1_000_000;
+        while !self.inbox.is_empty() {
+            budget -= 1;
+            assert!(budget > 0, "the world did not go quiet");
+            let i = pick(self.inbox.len()) % self.inbox.len();
+            let (id, event, left) = self.inbox[i].clone();
+            if left <= 1 {
+                self.inbox.remove(i);
+            } else {
+                self.inbox[i].2 -= 1;
+            }
+            self.deliver(&id, event);
+        }
+    }
+}
+
+pub fn finished(target: &TargetId, event: LifecycleEventName, fails: bool) -> Event {
+    let outcome = if fails {
+        LifecycleOutcome::failed(Diagnostics::new(
+            LifecycleErrorCode::ScriptFailed,
+            Some(format!("scripts/{event}.sh")),
+            format!("Script at specified location: scripts/{event}.sh failed with exit code 1"),
+            "boom\n",
+        ))
+    } else {
+        LifecycleOutcome::succeeded()
+    };
+    Event::LifecycleEventFinished {
+        target: target.clone(),
+        event,
+        outcome,
+    }
+}
