@@ -1,1 +1,51 @@
 //! End-to-end tests of cutover: they run the real binaries, never the handlers directly.
+//!
+//! This library only finds things: the binaries that `cargo build --workspace` put next to the
+//! test executables, and the repository's own files (examples, fixtures).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate sits in the repository root")
+        .to_path_buf()
+}
+
+/// A workspace binary, built by `cargo build --workspace` (which `scripts/test` runs first).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows where it runs from");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace), as scripts/test does",
+        path.display()
+    );
+    path
+}
+
+/// Runs the `cutover` binary with `args` and returns what it printed and its exit status.
+pub fn cutover(args: &[&str]) -> Output {
+    Command::new(binary("cutover"))
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("the cutover binary runs")
+}
+
+/// Standard output as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

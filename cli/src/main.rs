@@ -1,3 +1,66 @@
-//! The `cutover` command line.
+//! The `cutover` command line: check revisions and configurations today; `cutover local` and
+//! `cutover serve` say plainly that they are not available in this build yet.
 
-fn main() {}
+mod config_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// cutover: self-hosted AWS CodeDeploy. Your appspec.yml files, deployment configurations and
+/// `aws deploy` habits, on your own machine or in your own AWS account.
+#[derive(Debug, Parser)]
+#[command(name = "cutover", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Deployment configurations: the predefined ones and what a configuration does.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+    /// Deploy on this machine with an embedded store (not available in this build yet).
+    Local {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
+    /// Serve the CodeDeploy API on localhost (not available in this build yet).
+    Serve {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
+}
+
+/// What a command ended with: success, a user-facing failure (exit 1), or a command that this
+/// build does not have (exit 2).
+enum Outcome {
+    Done,
+    Failed,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Config(cmd) => config_cmd::run(cmd),
+        Command::Local { .. } => return not_available("cutover local"),
+        Command::Serve { .. } => return not_available("cutover serve"),
+    };
+    match result {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn not_available(command: &str) -> ExitCode {
+    eprintln!(
+        "error: {command} is not available in cutover {} yet; nothing was done",
+        env!("CARGO_PKG_VERSION")
+    );
+    ExitCode::from(2)
+}

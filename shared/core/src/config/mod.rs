@@ -105,7 +105,7 @@ pub enum ConfigError {
         "deployment configuration name '{0}' is reserved: names starting with '{PREDEFINED_PREFIX}' are predefined"
     )]
     ReservedName(String),
-    #[error("'{0}' is not a predefined deployment configuration; the predefined ones are: {list}", list = predefined_names().join(", "))]
+    #[error("'{0}' is not a predefined deployment configuration{hint}", hint = unknown_hint(.0))]
     UnknownPredefined(String),
     #[error("deployment configuration '{name}': {platform} configurations need {needed}")]
     MissingSetting {
@@ -262,6 +262,26 @@ fn validate_minimum(name: &str, m: MinimumHealthyHosts) -> Result<(), ConfigErro
         value: m.value,
         why,
     })
+}
+
+/// " (did you mean X?)" for a near miss, else the list of predefined names.
+fn unknown_hint(name: &str) -> String {
+    let nearest = PREDEFINED
+        .iter()
+        .map(|p| {
+            (
+                strsim::damerau_levenshtein(&name.to_ascii_lowercase(), &p.0.to_ascii_lowercase()),
+                p.0,
+            )
+        })
+        .min_by_key(|(distance, _)| *distance);
+    match nearest {
+        Some((distance, candidate)) if distance <= 4 => format!(" (did you mean {candidate}?)"),
+        _ => format!(
+            "; the predefined ones are: {}",
+            predefined_names().join(", ")
+        ),
+    }
 }
 
 /// The names of the predefined configurations, Server first, then Lambda, then ECS.
@@ -446,6 +466,21 @@ mod tests {
         // ECS linear names use the plural "Minutes" even for one minute; Lambda's do not.
         assert!(predefined("CodeDeployDefault.ECSLinear10PercentEvery1Minute").is_none());
         assert!(predefined("CodeDeployDefault.LambdaLinear10PercentEvery1Minutes").is_none());
+    }
+
+    #[test]
+    fn unknown_names_get_a_suggestion_or_the_list() {
+        let near = ConfigError::UnknownPredefined("CodeDeployDefault.OneAtTime".into());
+        assert_eq!(
+            near.to_string(),
+            "'CodeDeployDefault.OneAtTime' is not a predefined deployment configuration (did you mean CodeDeployDefault.OneAtATime?)"
+        );
+        let far = ConfigError::UnknownPredefined("Fast".into()).to_string();
+        assert!(
+            far.contains("the predefined ones are: CodeDeployDefault.OneAtATime,"),
+            "{far}"
+        );
+        assert!(far.ends_with("CodeDeployDefault.ECSAllAtOnce"), "{far}");
     }
 
     #[test]

@@ -1,0 +1,107 @@
+//! The `cutover` and `cutover-agent` binaries, run as users run them.
+
+use std::process::Command;
+
+use cutover_tests::{binary, cutover, stderr, stdout};
+
+#[test]
+fn config_list_names_the_seventeen_predefined_configurations() {
+    let out = cutover(&["config", "list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names = json["deploymentConfigsList"].as_array().unwrap();
+    assert_eq!(names.len(), 17);
+    assert_eq!(names[0], "CodeDeployDefault.OneAtATime");
+}
+
+#[test]
+fn config_show_plans_nine_hosts_half_at_a_time() {
+    let out = cutover(&[
+        "config",
+        "show",
+        "CodeDeployDefault.HalfAtATime",
+        "--hosts",
+        "9",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["deploymentConfigInfo"]["minimumHealthyHosts"]["type"],
+        "FLEET_PERCENT"
+    );
+    assert_eq!(json["hostPlan"]["batchSizes"], serde_json::json!([4, 4, 1]));
+    assert_eq!(json["hostPlan"]["minimumSuccessful"], 5);
+
+    let text = stdout(&cutover(&[
+        "config",
+        "show",
+        "CodeDeployDefault.OneAtATime",
+        "--hosts",
+        "3",
+    ]));
+    assert!(
+        text.contains("on 3 hosts: keeps 2 healthy, deploys up to 1 at a time (batches 1, 1, 1)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn config_show_refuses_a_fleet_the_configuration_cannot_deploy() {
+    let out = cutover(&[
+        "config",
+        "show",
+        "CodeDeployDefault.HalfAtATime",
+        "--hosts",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("cannot deploy"), "{}", stdout(&out));
+}
+
+#[test]
+fn config_show_prints_a_canary_schedule() {
+    let out = cutover(&[
+        "config",
+        "show",
+        "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["trafficSchedule"],
+        serde_json::json!([{"after": 0, "percent": 10}, {"after": 5, "percent": 100}])
+    );
+}
+
+#[test]
+fn an_unknown_configuration_gets_a_suggestion() {
+    let out = cutover(&["config", "show", "CodeDeployDefault.OneAtTime"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("did you mean CodeDeployDefault.OneAtATime?"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn commands_not_built_yet_say_so_and_fail() {
+    for args in [
+        &["local", "deploy", "examples/web-app", "--hosts", "3"][..],
+        &["serve"][..],
+    ] {
+        let out = cutover(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&out).contains("is not available"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(stdout(&out).is_empty());
+    }
+    let out = Command::new(binary("cutover-agent")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not available"), "{}", stderr(&out));
+}
