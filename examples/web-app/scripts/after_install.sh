@@ -1,0 +1,12 @@
+#!/bin/sh
+# AfterInstall: check the configuration that was just installed and record the deployment.
+set -eu
+root="${CUTOVER_HOST_ROOT:-}"
+root="${root%/}"
+conf="$root/etc/web-app/web-app.conf"
+if ! grep -q '^listen = ' "$conf"; then
+    echo "$conf has no 'listen =' line" >&2
+    exit 1
+fi
+echo "$DEPLOYMENT_ID" >"$root/var/lib/web-app/installed"
+echo "$LIFECYCLE_EVENT: installed deployment $DEPLOYMENT_ID"

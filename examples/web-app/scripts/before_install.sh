@@ -1,0 +1,7 @@
+#!/bin/sh
+# BeforeInstall: create the directories the revision installs into and keeps its state in.
+set -eu
+root="${CUTOVER_HOST_ROOT:-}"
+root="${root%/}"
+mkdir -p "$root/srv/web-app" "$root/etc/web-app" "$root/var/lib/web-app"
+echo "$LIFECYCLE_EVENT: ready to install deployment $DEPLOYMENT_ID"

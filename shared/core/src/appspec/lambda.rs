@@ -1,0 +1,417 @@
+//! Lambda AppSpecs: the function whose alias a deployment moves from one published version to
+//! another, and the hook functions to invoke before and after traffic shifts.
+//!
+//! Keys are matched whatever their letter case (`Resources`, `resources`; `CurrentVersion`,
+//! `currentVersion`, `currentversion`): revisions in the wild use all of these forms.
+
+use serde::{Deserializer, Serialize};
+
+use super::AppSpecErrorKind;
+use super::read::{FromDoc, Problem, Record, record};
+use super::resource::{LambdaType, read_hooks, read_resource};
+use super::scalar::{LambdaVersion, Version};
+use crate::lifecycle::LifecycleEventName;
+use crate::model::ComputePlatform;
+
+/// A checked Lambda AppSpec.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LambdaAppSpec {
+    /// The name the AppSpec gives the resource (the key under `Resources`).
+    pub resource_name: String,
+    pub function: LambdaFunction,
+    /// Each hooked event with the function to invoke, in the order the AppSpec lists them.
+    pub hooks: Vec<(LifecycleEventName, String)>,
+}
+
+impl LambdaAppSpec {
+    /// The function to invoke for `event`, if it is hooked.
+    pub fn hook(&self, event: LifecycleEventName) -> Option<&str> {
+        self.hooks
+            .iter()
+            .find(|(e, _)| *e == event)
+            .map(|(_, f)| f.as_str())
+    }
+}
+
+/// The function and alias a Lambda deployment shifts, and the two published versions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LambdaFunction {
+    /// The function's name or ARN.
+    pub name: String,
+    pub alias: String,
+    /// The version the alias points to now, as decimal digits.
+    pub current_version: String,
+    /// The version the alias is moved to.
+    pub target_version: String,
+}
+
+record! {
+    /// A Lambda AppSpec's top level.
+    struct LambdaDoc -> LambdaAppSpec, any_case {
+        version: Version = "version",
+        resources: LambdaResources = "Resources",
+        hooks: LambdaHooks = "Hooks",
+    }
+}
+
+impl Record for LambdaDoc {
+    type Output = LambdaAppSpec;
+    const WHAT: &'static str = "a Lambda AppSpec";
+
+    fn finish(self, _path: &str) -> Result<LambdaAppSpec, Problem> {
+        if self.version.is_none() {
+            return Err(Problem::new(
+                AppSpecErrorKind::MissingKey,
+                "missing 'version'; an AppSpec starts with version: 0.0",
+            ));
+        }
+        let Some(LambdaResources(resource_name, function)) = self.resources else {
+            return Err(Problem::new(
+                AppSpecErrorKind::MissingKey,
+                "missing 'Resources'; a Lambda AppSpec names its function under Resources, \
+                 with Type AWS::Lambda::Function",
+            ));
+        };
+        Ok(LambdaAppSpec {
+            resource_name,
+            function,
+            hooks: self.hooks.map(|h| h.0).unwrap_or_default(),
+        })
+    }
+}
+
+struct LambdaResources(String, LambdaFunction);
+
+impl FromDoc for LambdaResources {
+    fn from_doc<'de, D: Deserializer<'de>>(d: D, path: &str) -> Result<Self, D::Error> {
+        let (name, body) = read_resource::<D, FunctionResource>(d, path, ComputePlatform::Lambda)?;
+        Ok(LambdaResources(name, body.0))
+    }
+}
+
+struct LambdaHooks(Vec<(LifecycleEventName, String)>);
+
+impl FromDoc for LambdaHooks {
+    fn from_doc<'de, D: Deserializer<'de>>(d: D, path: &str) -> Result<Self, D::Error> {
+        read_hooks(d, path, ComputePlatform::Lambda).map(LambdaHooks)
+    }
+}
+
+/// The resource under its name: its `Type` and `Properties`.
+struct FunctionResource(LambdaFunction);
+
+record! {
+    /// A Lambda resource's body.
+    struct FunctionResourceDoc -> FunctionResource, any_case {
+        type_: LambdaType = "Type",
+        properties: LambdaFunction = "Properties",
+    }
+}
+
+impl Record for FunctionResourceDoc {
+    type Output = FunctionResource;
+    const WHAT: &'static str = "a resource with Type and Properties";
+
+    fn finish(self, path: &str) -> Result<FunctionResource, Problem> {
+        if self.type_.is_none() {
+            return Err(Problem::new(
+                AppSpecErrorKind::MissingKey,
+                format!("{path}: missing 'Type'; write Type: AWS::Lambda::Function"),
+            ));
+        }
+        let properties = self
+            .properties
+            .ok_or_else(|| Problem::missing(path, "Properties"))?;
+        Ok(FunctionResource(properties))
+    }
+}
+
+record! {
+    /// A Lambda resource's `Properties`.
+    struct FunctionProperties -> LambdaFunction, any_case {
+        name: String = "Name",
+        alias: String = "Alias",
+        current_version: LambdaVersion = "CurrentVersion",
+        target_version: LambdaVersion = "TargetVersion",
+    }
+}
+
+impl Record for FunctionProperties {
+    type Output = LambdaFunction;
+    const WHAT: &'static str = "the function's Name, Alias, CurrentVersion and TargetVersion";
+
+    fn finish(self, path: &str) -> Result<LambdaFunction, Problem> {
+        let name = self.name.ok_or_else(|| Problem::missing(path, "Name"))?;
+        let alias = self.alias.ok_or_else(|| Problem::missing(path, "Alias"))?;
+        let current = self
+            .current_version
+            .ok_or_else(|| Problem::missing(path, "CurrentVersion"))?;
+        let target = self
+            .target_version
+            .ok_or_else(|| Problem::missing(path, "TargetVersion"))?;
+        if current == target {
+            return Err(Problem::invalid(format!(
+                "{path}: CurrentVersion and TargetVersion are both {}; a deployment moves the \
+                 alias to a different version",
+                current.0
+            )));
+        }
+        Ok(LambdaFunction {
+            name,
+            alias,
+            current_version: current.0,
+            target_version: target.0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{AppSpecError, AppSpecErrorKind as Kind, parse_lambda};
+    use super::*;
+    use LifecycleEventName::*;
+
+    fn parse(text: &str) -> LambdaAppSpec {
+        match parse_lambda(text, "appspec.yml") {
+            Ok(spec) => spec,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    fn refuse(text: &str) -> AppSpecError {
+        match parse_lambda(text, "appspec.yml") {
+            Ok(spec) => panic!("accepted: {spec:?}"),
+            Err(err) => err,
+        }
+    }
+
+    fn assert_refused(text: &str, kind: Kind, line: usize, message: &str) {
+        let err = refuse(text);
+        assert_eq!(
+            (err.kind, err.line, err.message.as_str()),
+            (kind, Some(line), message),
+            "{err}"
+        );
+    }
+
+    /// A Lambda AppSpec with `properties` (indented under Properties) and `rest` appended.
+    fn lambda(properties: &str, rest: &str) -> String {
+        format!(
+            "version: 0.0\nResources:\n  - myFunction:\n      Type: AWS::Lambda::Function\n      \
+             Properties:\n{properties}{rest}"
+        )
+    }
+
+    const PROPERTIES: &str = "        Name: my-function\n        Alias: live\n        \
+                              CurrentVersion: 1\n        TargetVersion: 2\n";
+
+    #[test]
+    fn pascal_case_as_in_codedeploys_documentation() {
+        let spec = parse(&lambda(
+            PROPERTIES,
+            "Hooks:\n  - BeforeAllowTraffic: pre-check\n  - AfterAllowTraffic: post-check\n",
+        ));
+        assert_eq!(spec.resource_name, "myFunction");
+        assert_eq!(
+            spec.function,
+            LambdaFunction {
+                name: "my-function".to_owned(),
+                alias: "live".to_owned(),
+                current_version: "1".to_owned(),
+                target_version: "2".to_owned(),
+            }
+        );
+        assert_eq!(
+            spec.hooks,
+            [
+                (BeforeAllowTraffic, "pre-check".to_owned()),
+                (AfterAllowTraffic, "post-check".to_owned())
+            ]
+        );
+        assert_eq!(spec.hook(AfterAllowTraffic), Some("post-check"));
+        assert!(parse(&lambda(PROPERTIES, "")).hooks.is_empty());
+    }
+
+    #[test]
+    fn lowercase_and_camel_case_keys() {
+        let spec = parse(include_str!(
+            "../../tests/fixtures/appspec/lambda-lowercase.yaml"
+        ));
+        assert_eq!(spec.resource_name, "myLambdaFunction");
+        assert_eq!(spec.function.alias, "myLambdaFunctionAlias");
+        assert_eq!(spec.function.current_version, "1");
+        assert_eq!(spec.function.target_version, "2");
+        assert_eq!(spec.hooks.len(), 2);
+        let camel = [
+            "version: 0.0",
+            "resources:",
+            "  - fn:",
+            "      type: AWS::Lambda::Function",
+            "      properties:",
+            "        name: f",
+            "        alias: a",
+            "        currentVersion: 7",
+            "        targetVersion: \"08\"",
+        ]
+        .join("\n");
+        let spec = parse(&camel);
+        assert_eq!(spec.function.current_version, "7");
+        assert_eq!(spec.function.target_version, "8");
+    }
+
+    #[test]
+    fn json_form() {
+        let json = r#"{
+  "version": 0.0,
+  "Resources": [{"fn": {"Type": "AWS::Lambda::Function",
+    "Properties": {"Name": "f", "Alias": "live", "CurrentVersion": 3, "TargetVersion": "4"}}}],
+  "Hooks": [{"BeforeAllowTraffic": "check"}]
+}"#;
+        let spec = parse(json);
+        assert_eq!(spec.function.current_version, "3");
+        assert_eq!(spec.function.target_version, "4");
+        assert_eq!(spec.hook(BeforeAllowTraffic), Some("check"));
+    }
+
+    #[test]
+    fn properties_name_what_is_missing() {
+        assert_refused(
+            &lambda(
+                "        Name: f\n        Alias: live\n        CurrentVersion: 1\n",
+                "",
+            ),
+            Kind::MissingKey,
+            6,
+            "Resources[0].myFunction.Properties: missing 'TargetVersion'",
+        );
+        let err = refuse(&lambda(
+            "        Alias: live\n        CurrentVersion: 1\n        TargetVersion: 2\n",
+            "",
+        ));
+        assert_eq!(
+            err.message,
+            "Resources[0].myFunction.Properties: missing 'Name'"
+        );
+        let err = refuse("version: 0.0\nHooks: []\n");
+        assert_eq!(err.kind, Kind::MissingKey);
+        assert!(err.message.starts_with("missing 'Resources'"), "{err}");
+    }
+
+    #[test]
+    fn versions_are_distinct_published_versions() {
+        assert_refused(
+            &lambda(
+                "        Name: f\n        Alias: live\n        CurrentVersion: 1\n        \
+                 TargetVersion: $LATEST\n",
+                "",
+            ),
+            Kind::InvalidValue,
+            9,
+            "Resources[0].myFunction.Properties.TargetVersion: $LATEST cannot be deployed: an \
+             alias shifts traffic between published versions, so give a version number \
+             (publish one with `aws lambda publish-version`)",
+        );
+        assert_refused(
+            &lambda(
+                "        Name: f\n        Alias: live\n        CurrentVersion: 2\n        \
+                 TargetVersion: \"2\"\n",
+                "",
+            ),
+            Kind::InvalidValue,
+            6,
+            "Resources[0].myFunction.Properties: CurrentVersion and TargetVersion are both 2; a \
+             deployment moves the alias to a different version",
+        );
+        let err = refuse(&lambda(
+            "        Name: f\n        Alias: live\n        CurrentVersion: v1\n        \
+             TargetVersion: 2\n",
+            "",
+        ));
+        assert_eq!((err.kind, err.line), (Kind::InvalidValue, Some(8)));
+    }
+
+    #[test]
+    fn exactly_one_function_resource() {
+        let two = format!(
+            "{}  - other:\n      Type: AWS::Lambda::Function\n",
+            lambda(PROPERTIES, "")
+        );
+        assert_refused(
+            &two,
+            Kind::InvalidValue,
+            10,
+            "Resources[1]: 'other' is a second resource; a Lambda AppSpec names exactly one, so \
+             deploy each with its own AppSpec",
+        );
+        assert_refused(
+            "version: 0.0\nResources: []\n",
+            Kind::MissingKey,
+            2,
+            "Resources lists no resource; a Lambda AppSpec names a Lambda function",
+        );
+        let err =
+            refuse(&lambda(PROPERTIES, "").replace("AWS::Lambda::Function", "AWS::Lambda::Alias"));
+        assert_eq!((err.kind, err.line), (Kind::InvalidValue, Some(4)));
+        assert_eq!(
+            err.message,
+            "Resources[0].myFunction.Type: resource type 'AWS::Lambda::Alias' is not \
+             AWS::Lambda::Function; a Lambda AppSpec deploys a Lambda function"
+        );
+        let err =
+            refuse(&lambda(PROPERTIES, "").replace("      Type: AWS::Lambda::Function\n", ""));
+        assert_eq!(err.kind, Kind::MissingKey);
+        assert!(err.message.contains("missing 'Type'"), "{err}");
+    }
+
+    #[test]
+    fn hooks_are_lambda_events_given_once() {
+        assert_refused(
+            &lambda(
+                PROPERTIES,
+                "Hooks:\n  - BeforeAllowTraffic: a\n  - BeforeAllowTraffic: b\n",
+            ),
+            Kind::DuplicateHook,
+            12,
+            "hook 'BeforeAllowTraffic' is given twice; an event takes one hook function",
+        );
+        assert_refused(
+            &lambda(PROPERTIES, "Hooks:\n  - AfterInstall: a\n"),
+            Kind::UnknownLifecycleEvent,
+            11,
+            "AfterInstall is not an event of Lambda deployments; the events that take a hook \
+             function are: BeforeAllowTraffic, AfterAllowTraffic",
+        );
+        assert_refused(
+            &lambda(PROPERTIES, "Hooks:\n  - BeforeAllowTrafic: a\n"),
+            Kind::UnknownLifecycleEvent,
+            11,
+            "hook 'BeforeAllowTrafic' is not a lifecycle event (did you mean BeforeAllowTraffic?)",
+        );
+        let err = refuse(&lambda(PROPERTIES, "Hooks:\n  BeforeAllowTraffic: a\n"));
+        assert_eq!((err.kind, err.line), (Kind::InvalidValue, Some(11)));
+        let err = refuse(&lambda(
+            PROPERTIES,
+            "Hooks:\n  - BeforeAllowTraffic: a\n    AfterAllowTraffic: b\n",
+        ));
+        assert_eq!(err.kind, Kind::InvalidValue);
+        assert!(err.message.contains("its own entry"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_get_suggestions() {
+        assert_refused(
+            &lambda(
+                "        Name: f\n        Aliass: live\n        CurrentVersion: 1\n        \
+                 TargetVersion: 2\n",
+                "",
+            ),
+            Kind::UnknownKey,
+            7,
+            "Resources[0].myFunction.Properties: unknown key 'Aliass' (did you mean 'Alias'?); \
+             the keys allowed here are: Name, Alias, CurrentVersion, TargetVersion",
+        );
+        let err = refuse(&lambda(PROPERTIES, "Hoks: []\n"));
+        assert_eq!((err.kind, err.line), (Kind::UnknownKey, Some(10)));
+        assert!(err.message.contains("did you mean 'Hooks'"), "{err}");
+    }
+}
