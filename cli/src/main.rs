@@ -1,6 +1,7 @@
-//! The `cutover` command line: check revisions and configurations today; `cutover local` and
+//! The `cutover` command line: check AppSpecs and configurations today; `cutover local` and
 //! `cutover serve` say plainly that they are not available in this build yet.
 
+mod appspec_cmd;
 mod config_cmd;
 
 use std::process::ExitCode;
@@ -18,6 +19,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// AppSpec files: check one before deploying it.
+    #[command(subcommand)]
+    Appspec(appspec_cmd::AppSpecCommand),
     /// Deployment configurations: the predefined ones and what a configuration does.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -43,6 +47,7 @@ enum Outcome {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Appspec(cmd) => appspec_cmd::run(cmd),
         Command::Config(cmd) => config_cmd::run(cmd),
         Command::Local { .. } => return not_available("cutover local"),
         Command::Serve { .. } => return not_available("cutover serve"),

@@ -105,3 +105,84 @@ fn commands_not_built_yet_say_so_and_fail() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not available"), "{}", stderr(&out));
 }
+
+#[test]
+fn appspec_validate_accepts_every_example_revision() {
+    for (path, platform) in [
+        ("examples/web-app", "Server"),
+        ("examples/lambda-alias/appspec.yml", "Lambda"),
+        ("examples/lambda-alias/appspec.json", "Lambda"),
+        ("examples/ecs-task-set", "ECS"),
+    ] {
+        let out = cutover(&["appspec", "validate", path, "--json"]);
+        assert!(
+            out.status.success(),
+            "{path}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["platform"], platform, "{path}");
+    }
+    let text = stdout(&cutover(&["appspec", "validate", "examples/web-app"]));
+    assert!(
+        text.starts_with("examples/web-app/appspec.yml: a valid Server AppSpec"),
+        "{text}"
+    );
+}
+
+#[test]
+fn appspec_validate_points_at_the_line_and_suggests_the_name() {
+    let dir = std::env::temp_dir().join(format!("cutover-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("appspec.yml");
+    std::fs::write(
+        &file,
+        "version: 0.0\nos: linux\nhooks:\n  AfterInstal:\n    - location: x.sh\n",
+    )
+    .unwrap();
+    let out = cutover(&["appspec", "validate", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("appspec.yml line 4: hook 'AfterInstal' is not a lifecycle event (did you mean AfterInstall?)"),
+        "{err}"
+    );
+    let out = cutover(&["appspec", "validate", file.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["error"]["kind"], "UnknownLifecycleEvent");
+    assert_eq!(json["error"]["line"], 4);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn appspec_validate_names_a_platform_mismatch_and_a_missing_file() {
+    let out = cutover(&[
+        "appspec",
+        "validate",
+        "examples/web-app",
+        "--platform",
+        "Lambda",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the application's compute platform is Lambda"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cutover(&["appspec", "validate", "examples/nowhere"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("examples/nowhere does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cutover(&["appspec", "validate", "examples"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("has no appspec.yaml or appspec.yml"),
+        "{}",
+        stderr(&out)
+    );
+}

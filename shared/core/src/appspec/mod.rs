@@ -96,6 +96,7 @@ wire_enum! {
 
 /// Why an AppSpec was refused, and where.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AppSpecError {
     /// The file name used in messages: `appspec.yml`, `AppSpecContent`, ...
     pub source_name: String,
@@ -151,6 +152,13 @@ pub fn parse(
         ComputePlatform::Lambda => parse_lambda(text, source_name).map(AppSpec::Lambda),
         ComputePlatform::Ecs => parse_ecs(text, source_name).map(AppSpec::Ecs),
     }
+}
+
+/// The compute platform an AppSpec was written for, when its top-level keys tell: `Resources`
+/// of Type `AWS::Lambda::Function` or `AWS::ECS::Service`, or a key only Server AppSpecs have
+/// (`os`, `files`, `permissions`, `file_exists_behavior`).
+pub fn detect_platform(text: &str) -> Option<ComputePlatform> {
+    shape::detect(text)
 }
 
 /// Parses and checks the AppSpec of an EC2/on-premises revision.
@@ -301,12 +309,17 @@ mod shape {
     /// Keys only a Server AppSpec has.
     const SERVER_KEYS: [&str; 4] = ["os", "files", "permissions", "file_exists_behavior"];
 
-    pub(super) fn wrong_platform(
-        text: &str,
-        format: Format,
-        source_name: &str,
-        platform: ComputePlatform,
-    ) -> Option<AppSpecError> {
+    /// What in an AppSpec's top level tells its platform.
+    enum Evidence {
+        /// `Resources` whose first resource has this `Type`.
+        ResourceType(String),
+        /// A key only Server AppSpecs have.
+        ServerKey(&'static str),
+    }
+
+    /// The platform an AppSpec's top-level keys describe, and why; `None` if they do not tell
+    /// or the text does not parse.
+    fn describe(text: &str, format: Format) -> Option<(ComputePlatform, Evidence)> {
         // A text that does not even parse is left to the full reader, which says where.
         let doc: Value = match format {
             Format::Json => serde_json::from_str(text).ok()?,
@@ -318,7 +331,7 @@ mod shape {
                 .find(|(k, _)| k.eq_ignore_ascii_case(key))
                 .map(|(_, v)| v)
         };
-        let (described, message, line) = if let Some(resources) = get("Resources") {
+        if let Some(resources) = get("Resources") {
             let body = resources
                 .as_array()?
                 .first()?
@@ -331,28 +344,54 @@ mod shape {
                 .find(|(k, _)| k.eq_ignore_ascii_case("Type"))?
                 .1
                 .as_str()?;
-            let described = platform_of_type(type_)?;
-            let message = format!(
-                "this AppSpec describes {} (Resources of Type {type_}) but the application's \
-                 compute platform is {platform}",
-                resource_words(described)
-            );
-            (described, message, line_where(text, |l| l.contains(type_)))
+            Some((
+                platform_of_type(type_)?,
+                Evidence::ResourceType(type_.to_owned()),
+            ))
         } else {
-            let key = SERVER_KEYS.iter().find(|k| map.contains_key(**k))?;
-            let message = format!(
-                "this AppSpec describes an {} revision (it has '{key}') but the application's \
-                 compute platform is {platform}, whose AppSpec names {} under Resources",
-                platform_words(ComputePlatform::Server),
-                resource_words(platform)
-            );
-            let (yaml, json) = (format!("{key}:"), format!("\"{key}\""));
-            let line = line_where(text, |l| l.starts_with(&yaml) || l.starts_with(&json));
-            (ComputePlatform::Server, message, line)
-        };
+            let key = SERVER_KEYS.into_iter().find(|k| map.contains_key(*k))?;
+            Some((ComputePlatform::Server, Evidence::ServerKey(key)))
+        }
+    }
+
+    /// The platform an AppSpec was written for, when its top-level keys tell.
+    pub(super) fn detect(text: &str) -> Option<ComputePlatform> {
+        describe(text, Format::of(text)).map(|(platform, _)| platform)
+    }
+
+    pub(super) fn wrong_platform(
+        text: &str,
+        format: Format,
+        source_name: &str,
+        platform: ComputePlatform,
+    ) -> Option<AppSpecError> {
+        let (described, evidence) = describe(text, format)?;
         if described == platform {
             return None;
         }
+        let (message, line) = match evidence {
+            Evidence::ResourceType(type_) => (
+                format!(
+                    "this AppSpec describes {} (Resources of Type {type_}) but the application's \
+                     compute platform is {platform}",
+                    resource_words(described)
+                ),
+                line_where(text, |l| l.contains(type_.as_str())),
+            ),
+            Evidence::ServerKey(key) => {
+                let message = format!(
+                    "this AppSpec describes an {} revision (it has '{key}') but the application's \
+                     compute platform is {platform}, whose AppSpec names {} under Resources",
+                    platform_words(ComputePlatform::Server),
+                    resource_words(platform)
+                );
+                let (yaml, json) = (format!("{key}:"), format!("\"{key}\""));
+                (
+                    message,
+                    line_where(text, |l| l.starts_with(&yaml) || l.starts_with(&json)),
+                )
+            }
+        };
         Some(
             AppSpecError::without_line(source_name, AppSpecErrorKind::WrongPlatform, message)
                 .at_line(line),

@@ -381,3 +381,14 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn the_platform_is_detected_from_the_top_level_keys() {
+    assert_eq!(detect_platform(SERVER), Some(ComputePlatform::Server));
+    assert_eq!(detect_platform(LAMBDA), Some(ComputePlatform::Lambda));
+    assert_eq!(detect_platform(ECS), Some(ComputePlatform::Ecs));
+    let json = r#"{"version": 0.0, "Resources": [{"f": {"Type": "AWS::Lambda::Function"}}]}"#;
+    assert_eq!(detect_platform(json), Some(ComputePlatform::Lambda));
+    assert_eq!(detect_platform("version: 0.0\n"), None);
+    assert_eq!(detect_platform("version: [\n"), None);
+}
