@@ -1,6 +1,12 @@
 //! `cutover-agent`: what runs on a host. It unpacks a revision bundle safely, installs its
 //! `files`, applies `permissions` and runs lifecycle hooks with CodeDeploy's environment, timeouts
-//! and `runas`, keeping CodeDeploy's deployment-root layout. Today the crate holds the AppSpec
-//! validation it shares with the core; the installer and hook runner arrive with the agent.
+//! and `runas`, keeping CodeDeploy's deployment-root layout. In the cloud, SSM Run Command calls
+//! the `cutover-agent` binary; in local mode the engine calls this library in-process.
+//!
+//! - [`host`]: the host's file system, real (`/`) or a simulated host's folder.
+//! - [`layout`]: the deployment root and its markers.
+
+pub mod host;
+pub mod layout;
 
 pub use cutover_core::appspec;
