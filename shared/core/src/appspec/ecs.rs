@@ -4,11 +4,11 @@
 //!
 //! As for Lambda, keys are matched whatever their letter case.
 
-use serde::{Deserializer, Serialize};
+use serde::Serialize;
 
 use super::AppSpecErrorKind;
-use super::read::{FromDoc, Problem, Record, record};
-use super::resource::{EcsType, read_hooks, read_resource};
+use super::read::{Problem, Record, record};
+use super::resource::{ECS_SERVICE, Hooks, ResourcePlatform, Resources};
 use super::scalar::{AssignPublicIp, Port, Version};
 use crate::lifecycle::LifecycleEventName;
 use crate::model::ComputePlatform;
@@ -71,8 +71,8 @@ record! {
     /// An ECS AppSpec's top level.
     struct EcsDoc -> EcsAppSpec, any_case {
         version: Version = "version",
-        resources: EcsResources = "Resources",
-        hooks: EcsHooks = "Hooks",
+        resources: Resources<Ecs> = "Resources",
+        hooks: Hooks<Ecs> = "Hooks",
     }
 }
 
@@ -87,70 +87,34 @@ impl Record for EcsDoc {
                 "missing 'version'; an AppSpec starts with version: 0.0",
             ));
         }
-        let Some(EcsResources(resource_name, service)) = self.resources else {
+        let Some(resources) = self.resources else {
             return Err(Problem::new(
                 AppSpecErrorKind::MissingKey,
                 "missing 'Resources'; an ECS AppSpec names its service under Resources \
                  (- TargetService:), with Type AWS::ECS::Service",
             ));
         };
+        let service = resources.properties;
         Ok(EcsAppSpec {
-            resource_name,
+            resource_name: resources.name,
             task_definition: service.task_definition,
             container_name: service.target.container_name,
             container_port: service.target.container_port,
             platform_version: service.platform_version,
             network_configuration: service.network_configuration,
             capacity_provider_strategy: service.capacity_provider_strategy,
-            hooks: self.hooks.map(|h| h.0).unwrap_or_default(),
+            hooks: self.hooks.map(|h| h.entries).unwrap_or_default(),
         })
     }
 }
 
-struct EcsResources(String, ServiceProperties);
+/// The platform whose AppSpec this is, for the readers of `Resources` and `Hooks`.
+struct Ecs;
 
-impl FromDoc for EcsResources {
-    fn from_doc<'de, D: Deserializer<'de>>(d: D, path: &str) -> Result<Self, D::Error> {
-        let (name, body) = read_resource::<D, ServiceResource>(d, path, ComputePlatform::Ecs)?;
-        Ok(EcsResources(name, body.0))
-    }
-}
-
-struct EcsHooks(Vec<(LifecycleEventName, String)>);
-
-impl FromDoc for EcsHooks {
-    fn from_doc<'de, D: Deserializer<'de>>(d: D, path: &str) -> Result<Self, D::Error> {
-        read_hooks(d, path, ComputePlatform::Ecs).map(EcsHooks)
-    }
-}
-
-/// The resource under its name: its `Type` and `Properties`.
-struct ServiceResource(ServiceProperties);
-
-record! {
-    /// An ECS resource's body.
-    struct ServiceResourceDoc -> ServiceResource, any_case {
-        type_: EcsType = "Type",
-        properties: ServiceProperties = "Properties",
-    }
-}
-
-impl Record for ServiceResourceDoc {
-    type Output = ServiceResource;
-    const WHAT: &'static str = "a resource with Type and Properties";
-
-    fn finish(self, path: &str) -> Result<ServiceResource, Problem> {
-        if self.type_.is_none() {
-            return Err(Problem::new(
-                AppSpecErrorKind::MissingKey,
-                format!("{path}: missing 'Type'; write Type: AWS::ECS::Service"),
-            ));
-        }
-        let properties = self
-            .properties
-            .ok_or_else(|| Problem::missing(path, "Properties"))?;
-        Ok(ServiceResource(properties))
-    }
+impl ResourcePlatform for Ecs {
+    const PLATFORM: ComputePlatform = ComputePlatform::Ecs;
+    const TYPE: &'static str = ECS_SERVICE;
+    type Properties = ServiceProperties;
 }
 
 /// An ECS resource's `Properties`, checked.
@@ -323,32 +287,15 @@ impl Record for CapacityProviderDoc {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{AppSpecError, AppSpecErrorKind as Kind, parse_ecs};
+    use super::super::testing::Parser;
+    use super::super::{AppSpecErrorKind as Kind, parse_ecs};
     use super::*;
     use LifecycleEventName::*;
 
-    fn parse(text: &str) -> EcsAppSpec {
-        match parse_ecs(text, "appspec.yaml") {
-            Ok(spec) => spec,
-            Err(err) => panic!("{err}"),
-        }
-    }
-
-    fn refuse(text: &str) -> AppSpecError {
-        match parse_ecs(text, "appspec.yaml") {
-            Ok(spec) => panic!("accepted: {spec:?}"),
-            Err(err) => err,
-        }
-    }
-
-    fn assert_refused(text: &str, kind: Kind, line: usize, message: &str) {
-        let err = refuse(text);
-        assert_eq!(
-            (err.kind, err.line, err.message.as_str()),
-            (kind, Some(line), message),
-            "{err}"
-        );
-    }
+    const ECS: Parser<EcsAppSpec> = Parser {
+        function: parse_ecs,
+        source_name: "appspec.yaml",
+    };
 
     /// An ECS AppSpec whose Properties hold `properties` (lines indented by eight spaces); the
     /// first property is on line 6.
@@ -382,7 +329,7 @@ mod tests {
 
     #[test]
     fn minimal_service() {
-        let spec = parse(&minimal(&[]));
+        let spec = ECS.parse(&minimal(&[]));
         assert_eq!(spec.resource_name, "TargetService");
         assert_eq!(spec.task_definition, "web:3");
         assert_eq!(spec.container_name, "web");
@@ -394,7 +341,7 @@ mod tests {
 
     #[test]
     fn network_configuration_and_capacity_providers_in_json() {
-        let spec = parse(include_str!("../../tests/fixtures/appspec/ecs.json"));
+        let spec = ECS.parse(include_str!("../../tests/fixtures/appspec/ecs.json"));
         assert_eq!(spec.container_name, "SampleApplicationName");
         assert_eq!(spec.container_port, 80);
         assert_eq!(spec.platform_version.as_deref(), Some("LATEST"));
@@ -431,19 +378,19 @@ mod tests {
 
     #[test]
     fn required_properties() {
-        assert_refused(
+        ECS.assert_refused(
             &ecs(&TARGET, ""),
             Kind::MissingKey,
             6,
             "Resources[0].TargetService.Properties: missing 'TaskDefinition'",
         );
-        assert_refused(
+        ECS.assert_refused(
             &ecs(&[TASK], ""),
             Kind::MissingKey,
             6,
             "Resources[0].TargetService.Properties: missing 'LoadBalancerInfo'",
         );
-        assert_refused(
+        ECS.assert_refused(
             &ecs(&[TASK, "LoadBalancerInfo:", "  ContainerName: web"], ""),
             Kind::MissingKey,
             8,
@@ -479,7 +426,7 @@ mod tests {
 
     #[test]
     fn network_configuration_rules() {
-        let spec = parse(&minimal(&[
+        let spec = ECS.parse(&minimal(&[
             "NetworkConfiguration:",
             "  AwsvpcConfiguration:",
             "    Subnets: [subnet-1]",
@@ -488,7 +435,7 @@ mod tests {
         assert_eq!(network.subnets, ["subnet-1"]);
         assert!(network.security_groups.is_empty());
         assert_eq!(network.assign_public_ip, None);
-        assert_refused(
+        ECS.assert_refused(
             &minimal(&[
                 "NetworkConfiguration:",
                 "  AwsvpcConfiguration:",
@@ -500,7 +447,7 @@ mod tests {
             "Resources[0].TargetService.Properties.NetworkConfiguration.AwsvpcConfiguration: \
              'Subnets' must list at least one subnet",
         );
-        assert_refused(
+        ECS.assert_refused(
             &minimal(&[
                 "NetworkConfiguration:",
                 "  AwsvpcConfiguration:",
@@ -513,7 +460,7 @@ mod tests {
              AssignPublicIp: 'enabled' is not a valid AssignPublicIp value; expected one of: \
              ENABLED, DISABLED (did you mean ENABLED?)",
         );
-        let err = refuse(&minimal(&[
+        let err = ECS.refuse(&minimal(&[
             "NetworkConfiguration:",
             "  Subnets: [subnet-1]",
         ]));
@@ -527,14 +474,14 @@ mod tests {
 
     #[test]
     fn capacity_provider_rules() {
-        assert_refused(
+        ECS.assert_refused(
             &minimal(&["CapacityProviderStrategy:", "  - Base: 1", "    Weight: 1"]),
             Kind::MissingKey,
             11,
             "Resources[0].TargetService.Properties.CapacityProviderStrategy[0]: missing \
              'CapacityProvider'",
         );
-        assert_refused(
+        ECS.assert_refused(
             &minimal(&[
                 "CapacityProviderStrategy:",
                 "  - CapacityProvider: FARGATE",
@@ -545,7 +492,7 @@ mod tests {
             "Resources[0].TargetService.Properties.CapacityProviderStrategy[0]: Weight 1001 is \
              more than ECS allows (1000)",
         );
-        let err = refuse(&minimal(&[
+        let err = ECS.refuse(&minimal(&[
             "CapacityProviderStrategy:",
             "  - CapacityProvider: FARGATE",
             "    Base: -1",
@@ -555,12 +502,12 @@ mod tests {
 
     #[test]
     fn hooks_are_ecs_events() {
-        let spec = parse(&format!(
+        let spec = ECS.parse(&format!(
             "{}Hooks:\n  - AfterAllowTestTraffic: check\n",
             minimal(&[])
         ));
         assert_eq!(spec.hook(AfterAllowTestTraffic), Some("check"));
-        assert_refused(
+        ECS.assert_refused(
             &format!("{}Hooks:\n  - ApplicationStart: go\n", minimal(&[])),
             Kind::UnknownLifecycleEvent,
             11,
@@ -568,7 +515,7 @@ mod tests {
              function are: BeforeInstall, AfterInstall, AfterAllowTestTraffic, \
              BeforeAllowTraffic, AfterAllowTraffic",
         );
-        let err = refuse(&format!(
+        let err = ECS.refuse(&format!(
             "{}Hooks:\n  - AllowTestTraffic: go\n",
             minimal(&[])
         ));
@@ -585,14 +532,14 @@ mod tests {
         let lambda = minimal(&[]).replace("AWS::ECS::Service", "AWS::Lambda::Function");
         let err = parse_ecs(&lambda, "AppSpecContent").unwrap_err();
         assert_eq!((err.kind, err.line), (Kind::WrongPlatform, Some(4)));
-        let err = refuse(&minimal(&[]).replace("AWS::ECS::Service", "AWS::ECS::TaskSet"));
+        let err = ECS.refuse(&minimal(&[]).replace("AWS::ECS::Service", "AWS::ECS::TaskSet"));
         assert_eq!((err.kind, err.line), (Kind::InvalidValue, Some(4)));
-        let err = refuse(&minimal(&["LaunchType: FARGATE"]));
+        let err = ECS.refuse(&minimal(&["LaunchType: FARGATE"]));
         assert_eq!((err.kind, err.line), (Kind::UnknownKey, Some(10)));
         // Keys in any letter case, as for Lambda.
         let lower = minimal(&[])
             .replace("TaskDefinition", "taskdefinition")
             .replace("ContainerPort", "containerPort");
-        assert_eq!(parse(&lower).container_port, 80);
+        assert_eq!(ECS.parse(&lower).container_port, 80);
     }
 }

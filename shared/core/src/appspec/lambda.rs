@@ -4,11 +4,11 @@
 //! Keys are matched whatever their letter case (`Resources`, `resources`; `CurrentVersion`,
 //! `currentVersion`, `currentversion`): revisions in the wild use all of these forms.
 
-use serde::{Deserializer, Serialize};
+use serde::Serialize;
 
 use super::AppSpecErrorKind;
-use super::read::{FromDoc, Problem, Record, record};
-use super::resource::{LambdaType, read_hooks, read_resource};
+use super::read::{Problem, Record, record};
+use super::resource::{Hooks, LAMBDA_FUNCTION, ResourcePlatform, Resources};
 use super::scalar::{LambdaVersion, Version};
 use crate::lifecycle::LifecycleEventName;
 use crate::model::ComputePlatform;
@@ -49,8 +49,8 @@ record! {
     /// A Lambda AppSpec's top level.
     struct LambdaDoc -> LambdaAppSpec, any_case {
         version: Version = "version",
-        resources: LambdaResources = "Resources",
-        hooks: LambdaHooks = "Hooks",
+        resources: Resources<Lambda> = "Resources",
+        hooks: Hooks<Lambda> = "Hooks",
     }
 }
 
@@ -65,7 +65,7 @@ impl Record for LambdaDoc {
                 "missing 'version'; an AppSpec starts with version: 0.0",
             ));
         }
-        let Some(LambdaResources(resource_name, function)) = self.resources else {
+        let Some(resources) = self.resources else {
             return Err(Problem::new(
                 AppSpecErrorKind::MissingKey,
                 "missing 'Resources'; a Lambda AppSpec names its function under Resources, \
@@ -73,57 +73,20 @@ impl Record for LambdaDoc {
             ));
         };
         Ok(LambdaAppSpec {
-            resource_name,
-            function,
-            hooks: self.hooks.map(|h| h.0).unwrap_or_default(),
+            resource_name: resources.name,
+            function: resources.properties,
+            hooks: self.hooks.map(|h| h.entries).unwrap_or_default(),
         })
     }
 }
 
-struct LambdaResources(String, LambdaFunction);
+/// The platform whose AppSpec this is, for the readers of `Resources` and `Hooks`.
+struct Lambda;
 
-impl FromDoc for LambdaResources {
-    fn from_doc<'de, D: Deserializer<'de>>(d: D, path: &str) -> Result<Self, D::Error> {
-        let (name, body) = read_resource::<D, FunctionResource>(d, path, ComputePlatform::Lambda)?;
-        Ok(LambdaResources(name, body.0))
-    }
-}
-
-struct LambdaHooks(Vec<(LifecycleEventName, String)>);
-
-impl FromDoc for LambdaHooks {
-    fn from_doc<'de, D: Deserializer<'de>>(d: D, path: &str) -> Result<Self, D::Error> {
-        read_hooks(d, path, ComputePlatform::Lambda).map(LambdaHooks)
-    }
-}
-
-/// The resource under its name: its `Type` and `Properties`.
-struct FunctionResource(LambdaFunction);
-
-record! {
-    /// A Lambda resource's body.
-    struct FunctionResourceDoc -> FunctionResource, any_case {
-        type_: LambdaType = "Type",
-        properties: LambdaFunction = "Properties",
-    }
-}
-
-impl Record for FunctionResourceDoc {
-    type Output = FunctionResource;
-    const WHAT: &'static str = "a resource with Type and Properties";
-
-    fn finish(self, path: &str) -> Result<FunctionResource, Problem> {
-        if self.type_.is_none() {
-            return Err(Problem::new(
-                AppSpecErrorKind::MissingKey,
-                format!("{path}: missing 'Type'; write Type: AWS::Lambda::Function"),
-            ));
-        }
-        let properties = self
-            .properties
-            .ok_or_else(|| Problem::missing(path, "Properties"))?;
-        Ok(FunctionResource(properties))
-    }
+impl ResourcePlatform for Lambda {
+    const PLATFORM: ComputePlatform = ComputePlatform::Lambda;
+    const TYPE: &'static str = LAMBDA_FUNCTION;
+    type Properties = LambdaFunction;
 }
 
 record! {
@@ -167,32 +130,15 @@ impl Record for FunctionProperties {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{AppSpecError, AppSpecErrorKind as Kind, parse_lambda};
+    use super::super::testing::Parser;
+    use super::super::{AppSpecErrorKind as Kind, parse_lambda};
     use super::*;
     use LifecycleEventName::*;
 
-    fn parse(text: &str) -> LambdaAppSpec {
-        match parse_lambda(text, "appspec.yml") {
-            Ok(spec) => spec,
-            Err(err) => panic!("{err}"),
-        }
-    }
-
-    fn refuse(text: &str) -> AppSpecError {
-        match parse_lambda(text, "appspec.yml") {
-            Ok(spec) => panic!("accepted: {spec:?}"),
-            Err(err) => err,
-        }
-    }
-
-    fn assert_refused(text: &str, kind: Kind, line: usize, message: &str) {
-        let err = refuse(text);
-        assert_eq!(
-            (err.kind, err.line, err.message.as_str()),
-            (kind, Some(line), message),
-            "{err}"
-        );
-    }
+    const LAMBDA: Parser<LambdaAppSpec> = Parser {
+        function: parse_lambda,
+        source_name: "appspec.yml",
+    };
 
     /// A Lambda AppSpec with `properties` (indented under Properties) and `rest` appended.
     fn lambda(properties: &str, rest: &str) -> String {
@@ -207,7 +153,7 @@ mod tests {
 
     #[test]
     fn pascal_case_as_in_codedeploys_documentation() {
-        let spec = parse(&lambda(
+        let spec = LAMBDA.parse(&lambda(
             PROPERTIES,
             "Hooks:\n  - BeforeAllowTraffic: pre-check\n  - AfterAllowTraffic: post-check\n",
         ));
@@ -229,12 +175,12 @@ mod tests {
             ]
         );
         assert_eq!(spec.hook(AfterAllowTraffic), Some("post-check"));
-        assert!(parse(&lambda(PROPERTIES, "")).hooks.is_empty());
+        assert!(LAMBDA.parse(&lambda(PROPERTIES, "")).hooks.is_empty());
     }
 
     #[test]
     fn lowercase_and_camel_case_keys() {
-        let spec = parse(include_str!(
+        let spec = LAMBDA.parse(include_str!(
             "../../tests/fixtures/appspec/lambda-lowercase.yaml"
         ));
         assert_eq!(spec.resource_name, "myLambdaFunction");
@@ -254,7 +200,7 @@ mod tests {
             "        targetVersion: \"08\"",
         ]
         .join("\n");
-        let spec = parse(&camel);
+        let spec = LAMBDA.parse(&camel);
         assert_eq!(spec.function.current_version, "7");
         assert_eq!(spec.function.target_version, "8");
     }
@@ -267,7 +213,7 @@ mod tests {
     "Properties": {"Name": "f", "Alias": "live", "CurrentVersion": 3, "TargetVersion": "4"}}}],
   "Hooks": [{"BeforeAllowTraffic": "check"}]
 }"#;
-        let spec = parse(json);
+        let spec = LAMBDA.parse(json);
         assert_eq!(spec.function.current_version, "3");
         assert_eq!(spec.function.target_version, "4");
         assert_eq!(spec.hook(BeforeAllowTraffic), Some("check"));
@@ -275,7 +221,7 @@ mod tests {
 
     #[test]
     fn properties_name_what_is_missing() {
-        assert_refused(
+        LAMBDA.assert_refused(
             &lambda(
                 "        Name: f\n        Alias: live\n        CurrentVersion: 1\n",
                 "",
@@ -284,7 +230,7 @@ mod tests {
             6,
             "Resources[0].myFunction.Properties: missing 'TargetVersion'",
         );
-        let err = refuse(&lambda(
+        let err = LAMBDA.refuse(&lambda(
             "        Alias: live\n        CurrentVersion: 1\n        TargetVersion: 2\n",
             "",
         ));
@@ -292,14 +238,14 @@ mod tests {
             err.message,
             "Resources[0].myFunction.Properties: missing 'Name'"
         );
-        let err = refuse("version: 0.0\nHooks: []\n");
+        let err = LAMBDA.refuse("version: 0.0\nHooks: []\n");
         assert_eq!(err.kind, Kind::MissingKey);
         assert!(err.message.starts_with("missing 'Resources'"), "{err}");
     }
 
     #[test]
     fn versions_are_distinct_published_versions() {
-        assert_refused(
+        LAMBDA.assert_refused(
             &lambda(
                 "        Name: f\n        Alias: live\n        CurrentVersion: 1\n        \
                  TargetVersion: $LATEST\n",
@@ -311,7 +257,7 @@ mod tests {
              alias shifts traffic between published versions, so give a version number \
              (publish one with `aws lambda publish-version`)",
         );
-        assert_refused(
+        LAMBDA.assert_refused(
             &lambda(
                 "        Name: f\n        Alias: live\n        CurrentVersion: 2\n        \
                  TargetVersion: \"2\"\n",
@@ -322,7 +268,7 @@ mod tests {
             "Resources[0].myFunction.Properties: CurrentVersion and TargetVersion are both 2; a \
              deployment moves the alias to a different version",
         );
-        let err = refuse(&lambda(
+        let err = LAMBDA.refuse(&lambda(
             "        Name: f\n        Alias: live\n        CurrentVersion: v1\n        \
              TargetVersion: 2\n",
             "",
@@ -336,36 +282,36 @@ mod tests {
             "{}  - other:\n      Type: AWS::Lambda::Function\n",
             lambda(PROPERTIES, "")
         );
-        assert_refused(
+        LAMBDA.assert_refused(
             &two,
             Kind::InvalidValue,
             10,
             "Resources[1]: 'other' is a second resource; a Lambda AppSpec names exactly one, so \
              deploy each with its own AppSpec",
         );
-        assert_refused(
+        LAMBDA.assert_refused(
             "version: 0.0\nResources: []\n",
             Kind::MissingKey,
             2,
             "Resources lists no resource; a Lambda AppSpec names a Lambda function",
         );
-        let err =
-            refuse(&lambda(PROPERTIES, "").replace("AWS::Lambda::Function", "AWS::Lambda::Alias"));
+        let err = LAMBDA
+            .refuse(&lambda(PROPERTIES, "").replace("AWS::Lambda::Function", "AWS::Lambda::Alias"));
         assert_eq!((err.kind, err.line), (Kind::InvalidValue, Some(4)));
         assert_eq!(
             err.message,
             "Resources[0].myFunction.Type: resource type 'AWS::Lambda::Alias' is not \
              AWS::Lambda::Function; a Lambda AppSpec deploys a Lambda function"
         );
-        let err =
-            refuse(&lambda(PROPERTIES, "").replace("      Type: AWS::Lambda::Function\n", ""));
+        let err = LAMBDA
+            .refuse(&lambda(PROPERTIES, "").replace("      Type: AWS::Lambda::Function\n", ""));
         assert_eq!(err.kind, Kind::MissingKey);
         assert!(err.message.contains("missing 'Type'"), "{err}");
     }
 
     #[test]
     fn hooks_are_lambda_events_given_once() {
-        assert_refused(
+        LAMBDA.assert_refused(
             &lambda(
                 PROPERTIES,
                 "Hooks:\n  - BeforeAllowTraffic: a\n  - BeforeAllowTraffic: b\n",
@@ -374,22 +320,22 @@ mod tests {
             12,
             "hook 'BeforeAllowTraffic' is given twice; an event takes one hook function",
         );
-        assert_refused(
+        LAMBDA.assert_refused(
             &lambda(PROPERTIES, "Hooks:\n  - AfterInstall: a\n"),
             Kind::UnknownLifecycleEvent,
             11,
             "AfterInstall is not an event of Lambda deployments; the events that take a hook \
              function are: BeforeAllowTraffic, AfterAllowTraffic",
         );
-        assert_refused(
+        LAMBDA.assert_refused(
             &lambda(PROPERTIES, "Hooks:\n  - BeforeAllowTrafic: a\n"),
             Kind::UnknownLifecycleEvent,
             11,
             "hook 'BeforeAllowTrafic' is not a lifecycle event (did you mean BeforeAllowTraffic?)",
         );
-        let err = refuse(&lambda(PROPERTIES, "Hooks:\n  BeforeAllowTraffic: a\n"));
+        let err = LAMBDA.refuse(&lambda(PROPERTIES, "Hooks:\n  BeforeAllowTraffic: a\n"));
         assert_eq!((err.kind, err.line), (Kind::InvalidValue, Some(11)));
-        let err = refuse(&lambda(
+        let err = LAMBDA.refuse(&lambda(
             PROPERTIES,
             "Hooks:\n  - BeforeAllowTraffic: a\n    AfterAllowTraffic: b\n",
         ));
@@ -399,7 +345,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_get_suggestions() {
-        assert_refused(
+        LAMBDA.assert_refused(
             &lambda(
                 "        Name: f\n        Aliass: live\n        CurrentVersion: 1\n        \
                  TargetVersion: 2\n",
@@ -410,7 +356,7 @@ mod tests {
             "Resources[0].myFunction.Properties: unknown key 'Aliass' (did you mean 'Alias'?); \
              the keys allowed here are: Name, Alias, CurrentVersion, TargetVersion",
         );
-        let err = refuse(&lambda(PROPERTIES, "Hoks: []\n"));
+        let err = LAMBDA.refuse(&lambda(PROPERTIES, "Hoks: []\n"));
         assert_eq!((err.kind, err.line), (Kind::UnknownKey, Some(10)));
         assert!(err.message.contains("did you mean 'Hooks'"), "{err}");
     }

@@ -25,6 +25,8 @@ mod read;
 mod resource;
 mod scalar;
 mod server;
+#[cfg(test)]
+mod testing;
 
 use std::fmt;
 

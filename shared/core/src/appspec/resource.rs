@@ -5,11 +5,14 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::AppSpecErrorKind;
 use super::events::{EventSeed, platform_words};
-use super::read::{At, FromDoc, FromScalar, Problem, Scalar, at, child, expecting, item};
+use super::read::{
+    At, Fields, FromDoc, FromScalar, Key, Problem, Record, Scalar, at, child, expecting, item,
+    read_record,
+};
 use crate::lifecycle::LifecycleEventName;
 use crate::model::ComputePlatform;
 
@@ -76,49 +79,38 @@ fn check_type(
     )))
 }
 
-/// The `Type` of a Lambda AppSpec's resource.
-pub(super) struct LambdaType;
+/// A platform whose AppSpec deploys one resource (Lambda, ECS): the `Type` that resource must
+/// have, and what its `Properties` are read into.
+pub(super) trait ResourcePlatform {
+    const PLATFORM: ComputePlatform;
+    /// The resource `Type` the platform's AppSpec names.
+    const TYPE: &'static str;
+    type Properties: FromDoc;
+}
 
-impl FromScalar for LambdaType {
-    const EXPECTING: &'static str = LAMBDA_FUNCTION;
+/// `Resources`: a list holding one single-key map from the resource's name to its body.
+pub(super) struct Resources<P: ResourcePlatform> {
+    /// The name the AppSpec gives the resource.
+    pub name: String,
+    pub properties: P::Properties,
+}
 
-    fn from_scalar(value: Scalar, path: &str) -> Result<Self, Problem> {
-        check_type(value, path, ComputePlatform::Lambda, LAMBDA_FUNCTION).map(|()| LambdaType)
+impl<P: ResourcePlatform> FromDoc for Resources<P> {
+    fn from_doc<'de, D: Deserializer<'de>>(d: D, path: &str) -> Result<Self, D::Error> {
+        d.deserialize_any(ResourcesVisitor::<P> {
+            path,
+            marker: PhantomData,
+        })
     }
 }
 
-/// The `Type` of an ECS AppSpec's resource.
-pub(super) struct EcsType;
-
-impl FromScalar for EcsType {
-    const EXPECTING: &'static str = ECS_SERVICE;
-
-    fn from_scalar(value: Scalar, path: &str) -> Result<Self, Problem> {
-        check_type(value, path, ComputePlatform::Ecs, ECS_SERVICE).map(|()| EcsType)
-    }
-}
-
-/// Reads `Resources`: a list holding one single-key map from the resource's name to its body.
-pub(super) fn read_resource<'de, D: Deserializer<'de>, B: FromDoc>(
-    d: D,
-    path: &str,
-    platform: ComputePlatform,
-) -> Result<(String, B), D::Error> {
-    d.deserialize_any(ResourcesVisitor::<B> {
-        path,
-        platform,
-        marker: PhantomData,
-    })
-}
-
-struct ResourcesVisitor<'a, B> {
+struct ResourcesVisitor<'a, P> {
     path: &'a str,
-    platform: ComputePlatform,
-    marker: PhantomData<fn() -> B>,
+    marker: PhantomData<fn() -> P>,
 }
 
-impl<'de, B: FromDoc> Visitor<'de> for ResourcesVisitor<'_, B> {
-    type Value = (String, B);
+impl<'de, P: ResourcePlatform> Visitor<'de> for ResourcesVisitor<'_, P> {
+    type Value = Resources<P>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         expecting(
@@ -129,10 +121,9 @@ impl<'de, B: FromDoc> Visitor<'de> for ResourcesVisitor<'_, B> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let seed = |index| ResourceSeed::<B> {
+        let seed = |index| ResourceSeed::<P> {
             path: item(self.path, index),
             index,
-            platform: self.platform,
             marker: PhantomData,
         };
         let Some(first) = seq.next_element_seed(seed(0))? else {
@@ -141,8 +132,8 @@ impl<'de, B: FromDoc> Visitor<'de> for ResourcesVisitor<'_, B> {
                 format!(
                     "{} lists no resource; a {} AppSpec names {}",
                     self.path,
-                    platform_words(self.platform),
-                    resource_words(self.platform)
+                    platform_words(P::PLATFORM),
+                    resource_words(P::PLATFORM)
                 ),
             )
             .raise());
@@ -153,36 +144,35 @@ impl<'de, B: FromDoc> Visitor<'de> for ResourcesVisitor<'_, B> {
     }
 }
 
-struct ResourceSeed<B> {
+struct ResourceSeed<P> {
     path: String,
     index: usize,
-    platform: ComputePlatform,
-    marker: PhantomData<fn() -> B>,
+    marker: PhantomData<fn() -> P>,
 }
 
-impl<'de, B: FromDoc> DeserializeSeed<'de> for ResourceSeed<B> {
-    type Value = (String, B);
+impl<'de, P: ResourcePlatform> DeserializeSeed<'de> for ResourceSeed<P> {
+    type Value = Resources<P>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<B> ResourceSeed<B> {
+impl<P: ResourcePlatform> ResourceSeed<P> {
     fn only_one(&self, name: &str) -> Problem {
         Problem::invalid(at(
             &self.path,
             format!(
                 "'{name}' is a second resource; a {} AppSpec names exactly one, so deploy \
                  each with its own AppSpec",
-                platform_words(self.platform)
+                platform_words(P::PLATFORM)
             ),
         ))
     }
 }
 
-impl<'de, B: FromDoc> Visitor<'de> for ResourceSeed<B> {
-    type Value = (String, B);
+impl<'de, P: ResourcePlatform> Visitor<'de> for ResourceSeed<P> {
+    type Value = Resources<P>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         expecting(
@@ -206,21 +196,111 @@ impl<'de, B: FromDoc> Visitor<'de> for ResourceSeed<B> {
         if self.index > 0 {
             return Err(self.only_one(&name).raise());
         }
-        let body = map.next_value_seed(At::<B>::new(&child(&self.path, &name)))?;
+        let body = map.next_value_seed(At::<Body<P>>::new(&child(&self.path, &name)))?;
         if let Some(other) = map.next_key_seed(At::<String>::new(&self.path))? {
             return Err(self.only_one(&other).raise());
         }
-        Ok((name, body))
+        Ok(Resources {
+            name,
+            properties: body.0,
+        })
     }
 }
 
-/// Reads `Hooks`: a list of single-key maps `{Event: FunctionName}`, one per event.
-pub(super) fn read_hooks<'de, D: Deserializer<'de>>(
-    d: D,
-    path: &str,
-    platform: ComputePlatform,
-) -> Result<Vec<(LifecycleEventName, String)>, D::Error> {
-    d.deserialize_any(HooksVisitor { path, platform })
+/// A resource's `Properties`, once its body is checked.
+struct Body<P: ResourcePlatform>(P::Properties);
+
+impl<P: ResourcePlatform> FromDoc for Body<P> {
+    fn from_doc<'de, D: Deserializer<'de>>(d: D, path: &str) -> Result<Self, D::Error> {
+        read_record::<BodyDoc<P>, D>(d, path)
+    }
+}
+
+/// A resource's body: its `Type` and `Properties`. The keys are listed by hand, as `record!`
+/// would list them, because the macro does not take a type parameter.
+struct BodyDoc<P: ResourcePlatform> {
+    type_: Option<Type<P>>,
+    properties: Option<P::Properties>,
+}
+
+impl<P: ResourcePlatform> Default for BodyDoc<P> {
+    fn default() -> Self {
+        BodyDoc {
+            type_: None,
+            properties: None,
+        }
+    }
+}
+
+impl<P: ResourcePlatform> Fields for BodyDoc<P> {
+    const KEYS: &'static [Key] = &[Key::any_case("Type"), Key::any_case("Properties")];
+
+    fn read_value<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &'static str,
+        map: &mut A,
+        path: &str,
+    ) -> Result<(), A::Error> {
+        match key {
+            "Type" => self.type_ = Some(map.next_value_seed(At::new(path))?),
+            "Properties" => self.properties = Some(map.next_value_seed(At::new(path))?),
+            // The key seed only yields the keys listed above.
+            _ => {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<P: ResourcePlatform> Record for BodyDoc<P> {
+    type Output = Body<P>;
+    const WHAT: &'static str = "a resource with Type and Properties";
+
+    fn finish(self, path: &str) -> Result<Body<P>, Problem> {
+        if self.type_.is_none() {
+            return Err(Problem::new(
+                AppSpecErrorKind::MissingKey,
+                format!("{path}: missing 'Type'; write Type: {}", P::TYPE),
+            ));
+        }
+        let properties = self
+            .properties
+            .ok_or_else(|| Problem::missing(path, "Properties"))?;
+        Ok(Body(properties))
+    }
+}
+
+/// A resource's `Type`, checked as it is read: it must be the one `P` deploys.
+struct Type<P>(PhantomData<fn() -> P>);
+
+impl<P: ResourcePlatform> FromScalar for Type<P> {
+    const EXPECTING: &'static str = P::TYPE;
+
+    fn from_scalar(value: Scalar, path: &str) -> Result<Self, Problem> {
+        check_type(value, path, P::PLATFORM, P::TYPE).map(|()| Type(PhantomData))
+    }
+}
+
+/// `Hooks`: a list of single-key maps `{Event: FunctionName}`, one per event of `P`'s
+/// deployments.
+pub(super) struct Hooks<P> {
+    /// Each hooked event with the function to invoke, in the order the AppSpec lists them.
+    pub entries: Vec<(LifecycleEventName, String)>,
+    marker: PhantomData<fn() -> P>,
+}
+
+impl<P: ResourcePlatform> FromDoc for Hooks<P> {
+    fn from_doc<'de, D: Deserializer<'de>>(d: D, path: &str) -> Result<Self, D::Error> {
+        let entries = d.deserialize_any(HooksVisitor {
+            path,
+            platform: P::PLATFORM,
+        })?;
+        Ok(Hooks {
+            entries,
+            marker: PhantomData,
+        })
+    }
 }
 
 struct HooksVisitor<'a> {

@@ -502,34 +502,15 @@ impl<'de> Visitor<'de> for HooksVisitor<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::Parser;
     use super::super::{AppSpecErrorKind as Kind, parse_server};
     use super::*;
     use LifecycleEventName::*;
 
-    fn parse(text: &str) -> ServerAppSpec {
-        match parse_server(text, "appspec.yml") {
-            Ok(spec) => spec,
-            Err(err) => panic!("{err}"),
-        }
-    }
-
-    /// The error for `text`, which must be refused.
-    fn refuse(text: &str) -> AppSpecError {
-        match parse_server(text, "appspec.yml") {
-            Ok(spec) => panic!("accepted: {spec:?}"),
-            Err(err) => err,
-        }
-    }
-
-    /// Asserts the kind, line and message of the error for `text`.
-    fn assert_refused(text: &str, kind: Kind, line: usize, message: &str) {
-        let err = refuse(text);
-        assert_eq!(
-            (err.kind, err.line, err.message.as_str()),
-            (kind, Some(line), message),
-            "{err}"
-        );
-    }
+    const SERVER: Parser<ServerAppSpec> = Parser {
+        function: parse_server,
+        source_name: "appspec.yml",
+    };
 
     const HEAD: &str = "version: 0.0\nos: linux\n";
 
@@ -539,7 +520,7 @@ mod tests {
 
     #[test]
     fn tutorial_revision_with_runas_and_several_scripts_per_hook() {
-        let spec = parse(include_str!("../../tests/fixtures/appspec/wordpress.yml"));
+        let spec = SERVER.parse(include_str!("../../tests/fixtures/appspec/wordpress.yml"));
         assert_eq!(spec.os, Os::Linux);
         assert_eq!(spec.files.len(), 1);
         assert!(spec.files[0].is_whole_bundle());
@@ -574,7 +555,7 @@ mod tests {
 
     #[test]
     fn every_permission_key() {
-        let spec = parse(include_str!("../../tests/fixtures/appspec/permissions.yml"));
+        let spec = SERVER.parse(include_str!("../../tests/fixtures/appspec/permissions.yml"));
         let [files, dirs, conf] = spec.permissions.as_slice() else {
             panic!("{:?}", spec.permissions);
         };
@@ -610,64 +591,64 @@ mod tests {
 
     #[test]
     fn minimal_appspec_and_file_exists_behavior() {
-        let spec = parse(HEAD);
+        let spec = SERVER.parse(HEAD);
         assert!(spec.files.is_empty() && spec.permissions.is_empty() && spec.hooks.is_empty());
         for (text, behavior) in [
             ("DISALLOW", FileExistsBehavior::Disallow),
             ("OVERWRITE", FileExistsBehavior::Overwrite),
             ("RETAIN", FileExistsBehavior::Retain),
         ] {
-            let spec = parse(&with_head(&format!("file_exists_behavior: {text}\n")));
+            let spec = SERVER.parse(&with_head(&format!("file_exists_behavior: {text}\n")));
             assert_eq!(spec.file_exists_behavior, Some(behavior));
         }
-        assert_refused(
+        SERVER.assert_refused(
             &with_head("file_exists_behavior: KEEP\n"),
             Kind::InvalidValue,
             3,
             "file_exists_behavior: 'KEEP' is not a valid file exists behavior; expected one of: \
              DISALLOW, OVERWRITE, RETAIN",
         );
-        let err = refuse(&with_head("file_exists_behavior: overwrite\n"));
+        let err = SERVER.refuse(&with_head("file_exists_behavior: overwrite\n"));
         assert!(err.message.ends_with("(did you mean OVERWRITE?)"), "{err}");
     }
 
     #[test]
     fn version_must_be_zero() {
         for ok in ["0.0", "\"0.0\"", "'0.0'", "0"] {
-            parse(&format!("version: {ok}\nos: linux\n"));
+            SERVER.parse(&format!("version: {ok}\nos: linux\n"));
         }
-        assert_refused(
+        SERVER.assert_refused(
             "version: 1.0\nos: linux\n",
             Kind::UnsupportedVersion,
             1,
             "version '1.0' is not supported; 0.0 is the only AppSpec version",
         );
-        let err = refuse("os: linux\nversion: \"2\"\n");
+        let err = SERVER.refuse("os: linux\nversion: \"2\"\n");
         assert_eq!((err.kind, err.line), (Kind::UnsupportedVersion, Some(2)));
         assert!(err.message.contains("'2'"), "{err}");
-        let err = refuse("os: linux\n");
+        let err = SERVER.refuse("os: linux\n");
         assert_eq!(err.kind, Kind::MissingKey);
         assert!(err.message.starts_with("missing 'version'"), "{err}");
     }
 
     #[test]
     fn os_must_be_linux() {
-        assert_refused(
+        SERVER.assert_refused(
             "version: 0.0\nos: windows\n",
             Kind::UnsupportedOs,
             2,
             "os 'windows' is not supported: windows revisions are not supported on a Linux \
              host, and cutover's agent runs on Linux only",
         );
-        assert_refused(
+        SERVER.assert_refused(
             "version: 0.0\nos: solaris\n",
             Kind::UnsupportedOs,
             2,
             "os 'solaris' is not supported; write os: linux",
         );
-        let err = refuse("version: 0.0\nos: Linux\n");
+        let err = SERVER.refuse("version: 0.0\nos: Linux\n");
         assert!(err.message.contains("lowercase"), "{err}");
-        let err = refuse("version: 0.0\n");
+        let err = SERVER.refuse("version: 0.0\n");
         assert_eq!(err.kind, Kind::MissingKey);
         assert_eq!(err.message, "missing 'os'; write os: linux");
     }
@@ -678,45 +659,45 @@ mod tests {
             "files:\n  - source: a\n    destination: /srv/a\n  - source: b\n    \
              destination: /srv/b\n  - source: config/app.conf\n",
         );
-        assert_refused(
+        SERVER.assert_refused(
             &text,
             Kind::MissingKey,
             8,
             "files[2]: missing 'destination' for source 'config/app.conf'",
         );
-        assert_refused(
+        SERVER.assert_refused(
             &with_head("files:\n  - destination: /srv\n"),
             Kind::MissingKey,
             4,
             "files[0]: missing 'source' for destination '/srv'",
         );
-        let err = refuse(&with_head("files:\n  - source: a\n    destination:\n"));
+        let err = SERVER.refuse(&with_head("files:\n  - source: a\n    destination:\n"));
         assert_eq!((err.kind, err.line), (Kind::MissingKey, Some(5)), "{err}");
         assert_eq!(err.message, "files[0].destination has no value");
     }
 
     #[test]
     fn paths_stay_inside_the_bundle_and_destinations_are_absolute() {
-        assert_refused(
+        SERVER.assert_refused(
             &with_head("files:\n  - source: ../secrets\n    destination: /srv\n"),
             Kind::InvalidPath,
             4,
             "files[0].source: '../secrets' contains '..'; paths stay inside the bundle",
         );
-        assert_refused(
+        SERVER.assert_refused(
             &with_head("files:\n  - source: app\n    destination: /srv/app/../../etc\n"),
             Kind::InvalidPath,
             5,
             "files[0].destination: '/srv/app/../../etc' contains '..'; write the directory it \
              leads to instead",
         );
-        assert_refused(
+        SERVER.assert_refused(
             &with_head("files:\n  - source: app\n    destination: srv/app\n"),
             Kind::InvalidPath,
             5,
             "files[0].destination: 'srv/app' is not an absolute path; it must start with '/'",
         );
-        assert_refused(
+        SERVER.assert_refused(
             &with_head("hooks:\n  AfterInstall:\n    - location: scripts/../../run.sh\n"),
             Kind::InvalidPath,
             5,
@@ -724,7 +705,7 @@ mod tests {
              inside the bundle",
         );
         // A name that merely starts with two dots is not a parent directory.
-        let spec = parse(&with_head(
+        let spec = SERVER.parse(&with_head(
             "files:\n  - source: ..hidden\n    destination: /srv\n",
         ));
         assert_eq!(spec.files[0].bundle_path(), "..hidden");
@@ -736,14 +717,14 @@ mod tests {
             "files:\n  - source: src/\n    destination: /srv/app\n  - source: config\n    \
              destination: /etc/app\n  - source: ./src\n    destination: /srv//app/\n",
         );
-        assert_refused(
+        SERVER.assert_refused(
             &text,
             Kind::DuplicateDestination,
             8,
             "files[2] repeats files[0]: both copy './src' to '/srv//app/'",
         );
         // Different sources into one directory are fine until the agent sees what they hold.
-        let spec = parse(&with_head(
+        let spec = SERVER.parse(&with_head(
             "files:\n  - source: a/app.conf\n    destination: /etc/app\n  - source: b/app.conf\n    \
              destination: /etc/app/\n  - source: c\n    destination: /etc/app\n",
         ));
@@ -762,50 +743,50 @@ mod tests {
 
     #[test]
     fn permissions_rules() {
-        assert_refused(
+        SERVER.assert_refused(
             &with_head("permissions:\n  - owner: root\n    mode: 644\n"),
             Kind::MissingKey,
             4,
             "permissions[0]: missing 'object'",
         );
-        assert_refused(
+        SERVER.assert_refused(
             &with_head("permissions:\n  - object: /srv\n    mode: 12345\n"),
             Kind::InvalidValue,
             5,
             "permissions[0].mode: '12345' has 5 digits; a mode is 1 to 4 octal digits, such as \
              644 or 4755",
         );
-        assert_refused(
+        SERVER.assert_refused(
             &with_head("permissions:\n  - object: /srv\n    mode: 0648\n"),
             Kind::InvalidValue,
             5,
             "permissions[0].mode: '0648' contains '8', which is not an octal digit (0 to 7)",
         );
-        let err = refuse(&with_head("permissions:\n  - object: /srv\n    mode: 9\n"));
+        let err = SERVER.refuse(&with_head("permissions:\n  - object: /srv\n    mode: 9\n"));
         assert_eq!((err.kind, err.line), (Kind::InvalidValue, Some(5)));
-        assert_refused(
+        SERVER.assert_refused(
             &with_head("permissions:\n  - object: /srv\n    type: [file, link]\n"),
             Kind::InvalidValue,
             5,
             "permissions[0].type[1]: 'link' is not a valid permission type; expected one of: \
              file, directory",
         );
-        assert_refused(
+        SERVER.assert_refused(
             &with_head("permissions:\n  - object: /srv\n    context:\n      user: u\n"),
             Kind::MissingKey,
             6,
             "permissions[0].context: missing 'type'",
         );
-        let err = refuse(&with_head(
+        let err = SERVER.refuse(&with_head(
             "permissions:\n  - object: /srv\n    context: {type: t, range: s3-s1}\n",
         ));
         assert_eq!((err.kind, err.line), (Kind::InvalidValue, Some(5)), "{err}");
-        let err = refuse(&with_head(
+        let err = SERVER.refuse(&with_head(
             "permissions:\n  - object: /srv\n    acls:\n      - u:deploy:rwq\n",
         ));
         assert_eq!((err.kind, err.line), (Kind::InvalidValue, Some(6)), "{err}");
         // The agent's own spelling of the SELinux user.
-        let spec = parse(&with_head(
+        let spec = SERVER.parse(&with_head(
             "permissions:\n  - object: /srv\n    context: {name: system_u, type: t}\n",
         ));
         let context = spec.permissions[0].context.as_ref().unwrap();
@@ -814,18 +795,20 @@ mod tests {
 
     #[test]
     fn unknown_hook_names_get_a_suggestion() {
-        assert_refused(
+        SERVER.assert_refused(
             &with_head("hooks:\n  AfterInstal:\n    - location: scripts/a.sh\n"),
             Kind::UnknownLifecycleEvent,
             4,
             "hook 'AfterInstal' is not a lifecycle event (did you mean AfterInstall?)",
         );
         assert_eq!(
-            refuse(&with_head("hooks:\n  AfterInstal:\n    - location: a.sh\n")).to_string(),
+            SERVER
+                .refuse(&with_head("hooks:\n  AfterInstal:\n    - location: a.sh\n"))
+                .to_string(),
             "appspec.yml line 4: hook 'AfterInstal' is not a lifecycle event (did you mean \
              AfterInstall?)"
         );
-        let err = refuse(&with_head(
+        let err = SERVER.refuse(&with_head(
             "hooks:\n  BlockTraffic:\n    - location: a.sh\n",
         ));
         assert_eq!((err.kind, err.line), (Kind::UnknownLifecycleEvent, Some(4)));
@@ -834,9 +817,9 @@ mod tests {
                 .starts_with("BlockTraffic is performed by cutover itself and cannot run scripts"),
             "{err}"
         );
-        let err = refuse(&with_head("hooks:\n  DownloadBundle: []\n"));
+        let err = SERVER.refuse(&with_head("hooks:\n  DownloadBundle: []\n"));
         assert_eq!(err.kind, Kind::UnknownLifecycleEvent);
-        let err = refuse(&with_head("hooks:\n  AfterAllowTestTraffic: []\n"));
+        let err = SERVER.refuse(&with_head("hooks:\n  AfterAllowTestTraffic: []\n"));
         assert!(
             err.message.contains("not an event of EC2/on-premises"),
             "{err}"
@@ -845,7 +828,7 @@ mod tests {
 
     #[test]
     fn a_hook_given_twice_is_refused() {
-        assert_refused(
+        SERVER.assert_refused(
             &with_head(
                 "hooks:\n  AfterInstall:\n    - location: a.sh\n  ApplicationStart:\n    - \
                  location: b.sh\n  AfterInstall:\n    - location: c.sh\n",
@@ -859,7 +842,7 @@ mod tests {
 
     #[test]
     fn empty_hooks_are_ignored() {
-        let spec = parse(&with_head(
+        let spec = SERVER.parse(&with_head(
             "hooks:\n  ApplicationStop:\n  BeforeInstall: []\n  AfterInstall:\n    - location: \
              a.sh\n      runas: deploy\n",
         ));
@@ -869,12 +852,12 @@ mod tests {
             spec.scripts(AfterInstall)[0].runas.as_deref(),
             Some("deploy")
         );
-        assert_eq!(parse(&with_head("hooks:\n")).hooks, []);
+        assert_eq!(SERVER.parse(&with_head("hooks:\n")).hooks, []);
     }
 
     #[test]
     fn scripts_need_a_location() {
-        assert_refused(
+        SERVER.assert_refused(
             &with_head(
                 "hooks:\n  AfterInstall:\n    - location: a.sh\n    - timeout: 30\n      runas: \
                  deploy\n",
@@ -883,11 +866,11 @@ mod tests {
             6,
             "hooks.AfterInstall[1]: missing 'location'",
         );
-        let err = refuse(&with_head(
+        let err = SERVER.refuse(&with_head(
             "hooks:\n  AfterInstall:\n    - location: \"  \"\n",
         ));
         assert_eq!((err.kind, err.line), (Kind::MissingKey, Some(5)));
-        let err = refuse(&with_head(
+        let err = SERVER.refuse(&with_head(
             "hooks:\n  AfterInstall:\n    - location: a.sh\n      runas: \"\"\n",
         ));
         assert_eq!((err.kind, err.line), (Kind::InvalidValue, Some(6)), "{err}");
@@ -934,7 +917,7 @@ mod tests {
 
     #[test]
     fn sudo_from_the_agent_is_kept() {
-        let spec = parse(&with_head(
+        let spec = SERVER.parse(&with_head(
             "hooks:\n  AfterInstall:\n    - location: a.sh\n      sudo: true\n",
         ));
         assert!(spec.scripts(AfterInstall)[0].sudo);
@@ -942,14 +925,14 @@ mod tests {
 
     #[test]
     fn unknown_keys_at_every_level() {
-        assert_refused(
+        SERVER.assert_refused(
             "version: 0.0\nos: linux\nfils: []\n",
             Kind::UnknownKey,
             3,
             "unknown key 'fils' (did you mean 'files'?); the keys allowed here are: version, os, \
              files, file_exists_behavior, permissions, hooks",
         );
-        assert_refused(
+        SERVER.assert_refused(
             &with_head("files:\n  - sorce: a\n    destination: /b\n"),
             Kind::UnknownKey,
             4,
@@ -975,7 +958,7 @@ mod tests {
             ),
             ("Hooks:\n  AfterInstall: []\n", 3, "Hooks"),
         ] {
-            let err = refuse(&with_head(text));
+            let err = SERVER.refuse(&with_head(text));
             assert_eq!(
                 (err.kind, err.line),
                 (Kind::UnknownKey, Some(line)),
@@ -987,7 +970,7 @@ mod tests {
 
     #[test]
     fn a_key_given_twice_is_refused() {
-        assert_refused(
+        SERVER.assert_refused(
             &with_head("files: []\nhooks:\nfiles: []\n"),
             Kind::DuplicateKey,
             5,
@@ -997,20 +980,20 @@ mod tests {
 
     #[test]
     fn wrong_shapes_say_what_was_expected_and_found() {
-        assert_refused(
+        SERVER.assert_refused(
             &with_head("hooks:\n  - AfterInstall\n"),
             Kind::InvalidValue,
             4,
             "hooks: expected a map from lifecycle event name to a list of scripts, found a list",
         );
-        assert_refused(
+        SERVER.assert_refused(
             &with_head("files: /srv\n"),
             Kind::InvalidValue,
             3,
             "files: expected a list of entries, each with 'source' and 'destination', found the \
              text \"/srv\"",
         );
-        let err = refuse(&with_head("permissions:\n  - object: [a]\n"));
+        let err = SERVER.refuse(&with_head("permissions:\n  - object: [a]\n"));
         assert_eq!(
             err.message,
             "permissions[0].object: expected a text value, found a list"
