@@ -5,8 +5,12 @@
 //!
 //! - [`host`]: the host's file system, real (`/`) or a simulated host's folder.
 //! - [`layout`]: the deployment root and its markers.
+//! - [`install`]: the `Install` event, the AppSpec's `files`, as one transaction.
+//! - [`permissions`]: the AppSpec's `permissions` on what an install creates.
 
 pub mod host;
+pub mod install;
 pub mod layout;
+pub mod permissions;
 
 pub use cutover_core::appspec;
