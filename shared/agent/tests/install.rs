@@ -87,11 +87,7 @@ impl Host {
     /// Every path under the host's folder except the deployment root, with file contents.
     fn snapshot(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        walk(
-            &self.dir.path().join("host"),
-            &self.root.dir().to_path_buf(),
-            &mut out,
-        );
+        walk(&self.dir.path().join("host"), self.root.dir(), &mut out);
         out.sort();
         out
     }
