@@ -5,7 +5,9 @@
 //!
 //! - [`host`]: the host's file system, real (`/`) or a simulated host's folder.
 //! - [`layout`]: the deployment root and its markers.
+//! - [`hooks`]: running a lifecycle event's scripts and reporting CodeDeploy's diagnostics.
 
+pub mod hooks;
 pub mod host;
 pub mod layout;
 
