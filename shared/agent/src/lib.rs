@@ -7,7 +7,9 @@
 //! - [`layout`]: the deployment root and its markers.
 //! - [`install`]: the `Install` event, the AppSpec's `files`, as one transaction.
 //! - [`permissions`]: the AppSpec's `permissions` on what an install creates.
+//! - [`hooks`]: running a lifecycle event's scripts and reporting CodeDeploy's diagnostics.
 
+pub mod hooks;
 pub mod host;
 pub mod install;
 pub mod layout;
