@@ -74,6 +74,12 @@ pub enum FetchError {
     #[error("cannot download {url}: {source}")]
     Transport { url: String, source: ureq::Error },
 
+    #[error(
+        "cannot download {url}: the server's certificate is not trusted ({source}); if it is \
+         signed by a private CA, give that CA's certificate as extra_ca_pem"
+    )]
+    Untrusted { url: String, source: ureq::Error },
+
     #[error("the download of {url} broke off after {bytes} bytes: {source}")]
     BrokenOff {
         url: String,
@@ -400,6 +406,13 @@ fn transport_error(target: &Target, error: ureq::Error, opts: &FetchOptions) -> 
         return FetchError::TimedOut {
             url: target.shown.clone(),
             timeout: opts.timeout,
+        };
+    }
+    // rustls's verdict reaches us only as text inside an I/O error.
+    if error.to_string().contains("certificate") {
+        return FetchError::Untrusted {
+            url: target.shown.clone(),
+            source: error,
         };
     }
     FetchError::Transport {
