@@ -743,7 +743,8 @@ fn too_many_entries_are_refused_naming_the_entry_that_crossed_the_limit() {
         file("f3", b""),
         file("f4", b""),
     ];
-    for format in ARCHIVES {
+    // A zip is refused from the count it lists, before anything is written (next test).
+    for format in [BundleFormat::Tar, BundleFormat::Tgz] {
         let case = Case::new();
         let err = case.refused(case.unpack_with(format, &entries, &limits), "f4");
         assert!(
@@ -763,6 +764,79 @@ fn too_many_entries_are_refused_naming_the_entry_that_crossed_the_limit() {
         &[],
     );
     case.refused(case.unpack_dir(&src, &limits), "f4");
+}
+
+#[test]
+fn a_zip_listing_too_many_entries_is_refused_before_its_directory_is_loaded() {
+    let limits = BundleLimits {
+        max_entries: 3,
+        ..BundleLimits::default()
+    };
+    let entries = [
+        file("f1", b""),
+        file("f2", b""),
+        file("f3", b""),
+        file("f4", b""),
+    ];
+    let case = Case::new();
+    let err = case
+        .unpack_with(BundleFormat::Zip, &entries, &limits)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BundleError::TooManyListed {
+                listed: 4,
+                limit: 3
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("max_entries"), "{err}");
+    assert!(!case.archive_dir().exists());
+
+    // Exactly at the limit is fine.
+    let case = Case::new();
+    let unpacked = case
+        .unpack_with(BundleFormat::Zip, &entries[..3], &limits)
+        .unwrap();
+    assert_eq!(unpacked.entries, 3);
+}
+
+#[test]
+fn a_zip64_listing_too_many_entries_is_refused_too() {
+    // Past 65,535 entries the count moves to the zip64 end-of-directory record, found through a
+    // locator just before the classic record, which says 0xffff. Only these three records are
+    // needed for the count: the refusal comes before the rest is read.
+    let listed: u64 = 5_000_000;
+    let mut bytes = Vec::new();
+    bytes.extend(b"PK\x06\x06");
+    bytes.extend(44u64.to_le_bytes());
+    bytes.extend([45, 3, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    bytes.extend(listed.to_le_bytes()); // on this disk
+    bytes.extend(listed.to_le_bytes()); // in all
+    bytes.extend(0u64.to_le_bytes()); // directory size
+    bytes.extend(0u64.to_le_bytes()); // directory offset
+    bytes.extend(b"PK\x06\x07");
+    bytes.extend(0u32.to_le_bytes());
+    bytes.extend(0u64.to_le_bytes()); // where the zip64 record is
+    bytes.extend(1u32.to_le_bytes());
+    bytes.extend(b"PK\x05\x06");
+    bytes.extend([0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+    bytes.extend([0xff; 8]);
+    bytes.extend([0, 0]);
+    let case = Case::new();
+    let err = case.unpack_bytes(BundleFormat::Zip, &bytes).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BundleError::TooManyListed {
+                listed: 5_000_000,
+                limit: 100_000
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]

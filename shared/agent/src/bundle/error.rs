@@ -82,6 +82,12 @@ pub enum BundleError {
     TooManyEntries { entry: String, limit: u64 },
 
     #[error(
+        "the zip lists {listed} entries, over the limit of {limit}; \
+         raise max_entries if the bundle really holds that many files"
+    )]
+    TooManyListed { listed: u64, limit: u64 },
+
+    #[error(
         "bundle entry '{entry}' takes the unpacked size over the limit of {limit} bytes; \
          raise max_bytes if the bundle really is that large"
     )]

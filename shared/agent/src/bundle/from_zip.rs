@@ -1,10 +1,11 @@
 //! Zip bundles. Names are taken as the zip tools on Linux take them: a backslash is a path
 //! separator (archives made on Windows use it), so `..\x` is as refused as `../x`. Sizes in the
-//! headers are never trusted; the tree counts what is really written.
+//! headers are never trusted; the tree counts what is really written. The one number read ahead
+//! is how many entries the zip lists, because the zip reader loads that many into memory.
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -25,10 +26,18 @@ const S_IFIFO: u32 = 0o010000;
 const S_IFSOCK: u32 = 0o140000;
 
 pub(super) fn unpack(path: &Path, tree: &mut Tree) -> Result<(), BundleError> {
-    let file = File::open(path).map_err(|source| BundleError::ReadBundle {
+    let read_error = |source| BundleError::ReadBundle {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let mut file = File::open(path).map_err(read_error)?;
+    let limit = tree.max_entries();
+    if let Some(listed) = listed_entries(&mut file).map_err(read_error)?
+        && listed > limit
+    {
+        return Err(BundleError::TooManyListed { listed, limit });
+    }
+    file.rewind().map_err(read_error)?;
     let mut archive = ZipArchive::new(BufReader::new(file)).map_err(|e| BundleError::Corrupt {
         path: path.to_owned(),
         format: BundleFormat::Zip,
@@ -70,11 +79,47 @@ pub(super) fn unpack(path: &Path, tree: &mut Tree) -> Result<(), BundleError> {
 
 /// The entry's name as the zip stores it (UTF-8, or CP437 in old archives), for paths and
 /// messages alike.
-fn entry_name<R: Read + std::io::Seek>(archive: &ZipArchive<R>, index: usize) -> String {
+fn entry_name<R: Read + Seek>(archive: &ZipArchive<R>, index: usize) -> String {
     match archive.name_for_index(index) {
         Some(Ok(name)) => name.into_owned(),
         _ => format!("#{index}"),
     }
+}
+
+/// The entry count in the zip's end-of-central-directory record (or its zip64 form), if found.
+fn listed_entries(file: &mut File) -> io::Result<Option<u64>> {
+    const EOCD: usize = 22;
+    const LOCATOR: usize = 20;
+    let len = file.metadata()?.len();
+    let tail_len = len.min((EOCD + usize::from(u16::MAX) + LOCATOR) as u64);
+    file.seek(SeekFrom::Start(len - tail_len))?;
+    let mut tail = vec![0; tail_len as usize];
+    file.read_exact(&mut tail)?;
+    let Some(at) = tail.windows(4).rposition(|w| w == b"PK\x05\x06") else {
+        return Ok(None);
+    };
+    let Some(count) = tail.get(at + 10..at + 12) else {
+        return Ok(None);
+    };
+    let count = u16::from_le_bytes([count[0], count[1]]);
+    if count != u16::MAX {
+        return Ok(Some(u64::from(count)));
+    }
+    let Some(locator) = at.checked_sub(LOCATOR).map(|start| &tail[start..at]) else {
+        return Ok(None);
+    };
+    if &locator[..4] != b"PK\x06\x07" {
+        return Ok(None);
+    }
+    let offset = u64::from_le_bytes(locator[8..16].try_into().unwrap_or_default());
+    let mut record = [0; 40];
+    file.seek(SeekFrom::Start(offset))?;
+    if file.read_exact(&mut record).is_err() || &record[..4] != b"PK\x06\x06" {
+        return Ok(None);
+    }
+    Ok(Some(u64::from_le_bytes(
+        record[32..40].try_into().unwrap_or_default(),
+    )))
 }
 
 fn read_link_target(name: &str, file: &mut dyn Read) -> Result<PathBuf, BundleError> {
@@ -97,9 +142,15 @@ fn read_link_target(name: &str, file: &mut dyn Read) -> Result<PathBuf, BundleEr
 fn entry_error(name: &str, error: ZipError) -> BundleError {
     let entry = name.to_owned();
     match error {
+        ZipError::UnsupportedArchive(what) if what.contains("assword") => {
+            BundleError::Unsupported {
+                entry,
+                reason: format!("{what}; rebuild the zip without a password"),
+            }
+        }
         ZipError::UnsupportedArchive(what) => BundleError::Unsupported {
             entry,
-            reason: format!("{what}; rebuild the zip without a password"),
+            reason: format!("{what}; rebuild the zip with a standard zip tool"),
         },
         ZipError::CompressionMethodNotSupported(method) => BundleError::Unsupported {
             entry,

@@ -63,6 +63,10 @@ impl<'a> Tree<'a> {
         }
     }
 
+    pub fn max_entries(&self) -> u64 {
+        self.limits.max_entries
+    }
+
     /// How many entries were written.
     pub fn entries(&self) -> u64 {
         self.entries
