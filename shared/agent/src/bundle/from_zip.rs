@@ -10,6 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use zip::read::ZipFile;
 use zip::result::ZipError;
 use zip::{DateTime, System, ZipArchive};
 
@@ -26,55 +27,66 @@ const S_IFIFO: u32 = 0o010000;
 const S_IFSOCK: u32 = 0o140000;
 
 pub(super) fn unpack(path: &Path, tree: &mut Tree) -> Result<(), BundleError> {
+    let mut archive = open(path, tree.max_entries())?;
+    for index in 0..archive.len() {
+        let name = entry_name(&archive, index);
+        let mut file = archive.by_index(index).map_err(|e| entry_error(&name, e))?;
+        add_entry(&name, &mut file, tree)?;
+    }
+    Ok(())
+}
+
+fn open(path: &Path, max_entries: u64) -> Result<ZipArchive<BufReader<File>>, BundleError> {
     let read_error = |source| BundleError::ReadBundle {
         path: path.to_owned(),
         source,
     };
     let mut file = File::open(path).map_err(read_error)?;
-    let limit = tree.max_entries();
     if let Some(listed) = listed_entries(&mut file).map_err(read_error)?
-        && listed > limit
+        && listed > max_entries
     {
-        return Err(BundleError::TooManyListed { listed, limit });
+        return Err(BundleError::TooManyListed {
+            listed,
+            limit: max_entries,
+        });
     }
     file.rewind().map_err(read_error)?;
-    let mut archive = ZipArchive::new(BufReader::new(file)).map_err(|e| BundleError::Corrupt {
+    ZipArchive::new(BufReader::new(file)).map_err(|e| BundleError::Corrupt {
         path: path.to_owned(),
         format: BundleFormat::Zip,
         reason: e.to_string(),
-    })?;
-    for index in 0..archive.len() {
-        let name = entry_name(&archive, index);
-        let mut file = archive.by_index(index).map_err(|e| entry_error(&name, e))?;
-        let rel = PathBuf::from(name.replace('\\', "/"));
-        let mode = match file.system() {
-            System::Unix => file.unix_mode(),
-            _ => None,
-        };
-        let meta = Meta {
-            mode,
-            mtime: file.last_modified().and_then(to_system_time),
-        };
-        let file_type = mode.map_or(0, |m| m & S_IFMT);
-        if name.ends_with('/') || name.ends_with('\\') || file_type == S_IFDIR {
-            tree.add_dir(&name, &rel, meta)?;
-            continue;
-        }
-        match file_type {
-            0 | S_IFREG => tree.add_file(&name, &rel, meta, &mut file)?,
-            S_IFLNK => {
-                let target = read_link_target(&name, &mut file)?;
-                tree.add_symlink(&name, &rel, &target)?;
-            }
-            other => {
-                return Err(BundleError::SpecialFile {
-                    entry: name,
-                    kind: special_kind(other),
-                });
-            }
-        }
+    })
+}
+
+fn add_entry<R: Read>(
+    name: &str,
+    file: &mut ZipFile<'_, R>,
+    tree: &mut Tree,
+) -> Result<(), BundleError> {
+    let rel = PathBuf::from(name.replace('\\', "/"));
+    let mode = match file.system() {
+        System::Unix => file.unix_mode(),
+        _ => None,
+    };
+    let meta = Meta {
+        mode,
+        mtime: file.last_modified().and_then(to_system_time),
+    };
+    let file_type = mode.map_or(0, |m| m & S_IFMT);
+    if name.ends_with('/') || name.ends_with('\\') || file_type == S_IFDIR {
+        return tree.add_dir(name, &rel, meta);
     }
-    Ok(())
+    match file_type {
+        0 | S_IFREG => tree.add_file(name, &rel, meta, file),
+        S_IFLNK => {
+            let target = read_link_target(name, file)?;
+            tree.add_symlink(name, &rel, &target)
+        }
+        other => Err(BundleError::SpecialFile {
+            entry: name.to_owned(),
+            kind: special_kind(other),
+        }),
+    }
 }
 
 /// The entry's name as the zip stores it (UTF-8, or CP437 in old archives), for paths and
