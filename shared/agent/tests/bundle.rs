@@ -333,6 +333,54 @@ fn bundle_layout_a_folder_with_an_appspec_beside_other_entries_is_kept() {
 }
 
 #[test]
+fn bundle_layout_long_names_from_gnu_and_pax_headers_unpack() {
+    let deep = format!("{}/file.txt", "very-long-directory-name".repeat(8));
+    let pax_name = format!("{}/pax.txt", "p".repeat(150));
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(3);
+    header.set_mode(0o644);
+    builder
+        .append_data(&mut header, &deep, &b"gnu"[..])
+        .unwrap();
+    let mut link = tar::Header::new_gnu();
+    link.set_entry_type(EntryType::Symlink);
+    link.set_size(0);
+    link.set_mode(0o777);
+    builder.append_link(&mut link, "link", &deep).unwrap();
+    // A PAX record, "<length> path=<value>\n", where the length counts the whole record.
+    let record_tail = format!(" path={pax_name}\n");
+    let mut len = record_tail.len() + 1;
+    while format!("{len}{record_tail}").len() != len {
+        len += 1;
+    }
+    let record = format!("{len}{record_tail}");
+    let pax = raw_header(
+        "PaxHeader",
+        EntryType::XHeader,
+        record.len() as u64,
+        0o644,
+        "",
+    );
+    builder.append(&pax, record.as_bytes()).unwrap();
+    let short = raw_header("truncated", EntryType::Regular, 3, 0o644, "");
+    builder.append(&short, &b"pax"[..]).unwrap();
+    let tar = builder.into_inner().unwrap();
+
+    for (format, bytes) in [
+        (BundleFormat::Tar, tar.clone()),
+        (BundleFormat::Tgz, gzip(&tar)),
+    ] {
+        let case = Case::new();
+        case.unpack_bytes(format, &bytes).unwrap();
+        assert_eq!(read(&case.archived(&deep)), "gnu");
+        assert_eq!(read(&case.archived("link")), "gnu");
+        assert_eq!(read(&case.archived(&pax_name)), "pax");
+        assert!(!case.archived("truncated").exists());
+    }
+}
+
+#[test]
 fn bundle_layout_directory_bundles_are_copied_not_linked() {
     let case = Case::new();
     let src = make_dir_bundle(
