@@ -3,12 +3,16 @@
 //! and `runas`, keeping CodeDeploy's deployment-root layout. In the cloud, SSM Run Command calls
 //! the `cutover-agent` binary; in local mode the engine calls this library in-process.
 //!
+//! - [`bundle`]: unpack a revision bundle safely into `deployment-archive/`, find its AppSpec.
+//! - [`fetch`]: download a bundle over HTTPS (a presigned S3 URL), checking size and SHA-256.
 //! - [`host`]: the host's file system, real (`/`) or a simulated host's folder.
 //! - [`layout`]: the deployment root and its markers.
 //! - [`install`]: the `Install` event, the AppSpec's `files`, as one transaction.
 //! - [`permissions`]: the AppSpec's `permissions` on what an install creates.
 //! - [`hooks`]: running a lifecycle event's scripts and reporting CodeDeploy's diagnostics.
 
+pub mod bundle;
+pub mod fetch;
 pub mod hooks;
 pub mod host;
 pub mod install;
