@@ -1,8 +1,6 @@
-//! The `cutover` and `cutover-agent` binaries, run as users run them.
+//! The `cutover` binary, run as users run it.
 
-use std::process::Command;
-
-use cutover_tests::{binary, cutover, stderr, stdout};
+use cutover_tests::{cutover, stderr, stdout};
 
 #[test]
 fn config_list_names_the_seventeen_predefined_configurations() {
@@ -101,9 +99,6 @@ fn commands_not_built_yet_say_so_and_fail() {
         );
         assert!(stdout(&out).is_empty());
     }
-    let out = Command::new(binary("cutover-agent")).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not available"), "{}", stderr(&out));
 }
 
 #[test]

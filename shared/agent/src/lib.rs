@@ -10,6 +10,7 @@
 //! - [`install`]: the `Install` event, the AppSpec's `files`, as one transaction.
 //! - [`permissions`]: the AppSpec's `permissions` on what an install creates.
 //! - [`hooks`]: running a lifecycle event's scripts and reporting CodeDeploy's diagnostics.
+//! - [`run`]: one visit to a host: the lifecycle events asked for, in order, each reported.
 
 pub mod bundle;
 pub mod fetch;
@@ -18,5 +19,6 @@ pub mod host;
 pub mod install;
 pub mod layout;
 pub mod permissions;
+pub mod run;
 
 pub use cutover_core::appspec;
