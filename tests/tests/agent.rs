@@ -158,13 +158,7 @@ fn a_bundle_is_downloaded_and_checked_against_its_sha256() {
         .unwrap()
         .read_to_end(&mut bytes)
         .unwrap();
-    let sha = {
-        use sha2::Digest;
-        sha2::Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let sha = cutover_core::digest::sha256_hex(&bytes);
     let url = serve(bytes);
 
     let host = tempfile::tempdir().unwrap();

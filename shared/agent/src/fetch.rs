@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use cutover_core::digest::hex;
 use sha2::{Digest, Sha256};
 use ureq::http::{StatusCode, Uri};
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
@@ -336,7 +337,7 @@ fn save(
         hasher.update(&buf[..n]);
         tmp.write_all(&buf[..n]).map_err(write_error)?;
     }
-    let sha256 = to_hex(&hasher.finalize());
+    let sha256 = hex(&hasher.finalize());
     if let Some(expected) = expected
         && expected != sha256
     {
@@ -484,8 +485,20 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The SHA-256 of a file, read in chunks, in lowercase hex.
+pub fn file_sha256(path: &Path) -> io::Result<String> {
+    let mut file = fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0; COPY_CHUNK];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(hex(&hasher.finalize()))
 }
 
 #[cfg(test)]

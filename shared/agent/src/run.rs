@@ -210,13 +210,8 @@ fn download_bundle(req: &RunRequest) -> Result<(), String> {
 }
 
 fn check_file_sha256(path: &Path, expected: &str) -> Result<(), String> {
-    use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path)
+    let actual = fetch::file_sha256(path)
         .map_err(|e| format!("cannot read {} to check its SHA-256: {e}", path.display()))?;
-    let actual: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     if actual.eq_ignore_ascii_case(expected.trim()) {
         Ok(())
     } else {

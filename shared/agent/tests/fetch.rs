@@ -9,16 +9,9 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use cutover_agent::fetch::{Downloaded, FetchError, FetchOptions, download};
-use sha2::{Digest, Sha256};
+use cutover_core::digest::sha256_hex;
 
 const BUNDLE: &[u8] = b"PK\x05\x06 not really a zip, but bytes to check";
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 fn opts() -> FetchOptions {
     FetchOptions {

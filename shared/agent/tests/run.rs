@@ -480,12 +480,9 @@ fn a_local_archive_is_checked_against_its_sha256() {
         "{reports:?}"
     );
 
-    use sha2::Digest;
-    let digest: String = sha2::Sha256::digest(fs::read(&archive).unwrap())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    req.sha256 = Some(digest);
+    req.sha256 = Some(cutover_core::digest::sha256_hex(
+        &fs::read(&archive).unwrap(),
+    ));
     let reports = run(&req, &[DownloadBundle, Install], |_| {});
     assert!(
         reports

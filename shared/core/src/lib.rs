@@ -15,6 +15,7 @@
 
 pub mod appspec;
 pub mod config;
+pub mod digest;
 pub mod ids;
 pub mod lifecycle;
 pub mod lock;

@@ -4,7 +4,6 @@
 //! location field. In code it is an enum, so a location without its data cannot exist.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::wire_enum;
 
@@ -64,10 +63,7 @@ pub struct Sha256Mismatch {
 impl AppSpecContent {
     /// The lowercase hex SHA-256 of the content.
     pub fn digest(&self) -> String {
-        Sha256::digest(self.content.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::digest::sha256_hex(self.content.as_bytes())
     }
 
     /// Checks the content against its SHA-256, when one is given.
