@@ -12,6 +12,9 @@
 //!    [`machine::Event`] and the time, and returns the new deployment and the
 //!    [`machine::Command`]s to carry out. Its phase graph is in [`machine::phase`].
 //! 6. [`lock`]: one active deployment per group, the rest queued in order.
+//!
+//! Small helpers: [`ids`] (deployment and target ids), [`time`] (timestamps as values) and
+//! [`digest`] (SHA-256 as hex).
 
 pub mod appspec;
 pub mod config;

@@ -15,7 +15,7 @@
 //! ```
 //!
 //! [`GRAPH`] is the same graph as data; the tests check every step they take against it.
-//! [`apply`] is the one `match` that routes each (phase, event) pair to its transition.
+//! `apply` is the one `match` that routes each (phase, event) pair to its transition.
 
 use serde::{Deserialize, Serialize};
 
