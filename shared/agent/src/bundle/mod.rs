@@ -4,7 +4,7 @@
 //!
 //! A bundle is unpacked into a hidden staging directory beside `deployment-archive/` and moved
 //! into place only once every entry has passed, so a refused bundle leaves nothing behind and a
-//! half-unpacked one is never seen. The rules, checked for every format in [`tree`]:
+//! half-unpacked one is never seen. The rules, checked for every format in `tree`:
 //!
 //! - entry paths are relative and have no `..` (in zips, `\` counts as a separator);
 //! - links stay inside the bundle, by name and once more by following them in the finished
