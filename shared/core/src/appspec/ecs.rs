@@ -81,12 +81,7 @@ impl Record for EcsDoc {
     const WHAT: &'static str = "an ECS AppSpec";
 
     fn finish(self, _path: &str) -> Result<EcsAppSpec, Problem> {
-        if self.version.is_none() {
-            return Err(Problem::new(
-                AppSpecErrorKind::MissingKey,
-                "missing 'version'; an AppSpec starts with version: 0.0",
-            ));
-        }
+        Version::require(self.version)?;
         let Some(resources) = self.resources else {
             return Err(Problem::new(
                 AppSpecErrorKind::MissingKey,

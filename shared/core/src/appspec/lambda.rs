@@ -59,12 +59,7 @@ impl Record for LambdaDoc {
     const WHAT: &'static str = "a Lambda AppSpec";
 
     fn finish(self, _path: &str) -> Result<LambdaAppSpec, Problem> {
-        if self.version.is_none() {
-            return Err(Problem::new(
-                AppSpecErrorKind::MissingKey,
-                "missing 'version'; an AppSpec starts with version: 0.0",
-            ));
-        }
+        Version::require(self.version)?;
         let Some(resources) = self.resources else {
             return Err(Problem::new(
                 AppSpecErrorKind::MissingKey,

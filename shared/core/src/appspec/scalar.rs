@@ -136,6 +136,18 @@ impl FromScalar for AssignPublicIp {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Version;
 
+impl Version {
+    /// Every AppSpec must say `version: 0.0`; `read` is what the document held.
+    pub(super) fn require(read: Option<Version>) -> Result<(), Problem> {
+        read.map(drop).ok_or_else(|| {
+            Problem::new(
+                AppSpecErrorKind::MissingKey,
+                "missing 'version'; an AppSpec starts with version: 0.0",
+            )
+        })
+    }
+}
+
 impl FromScalar for Version {
     const EXPECTING: &'static str = "0.0";
 

@@ -207,12 +207,7 @@ impl Record for ServerDoc {
     const WHAT: &'static str = "a Server AppSpec";
 
     fn finish(self, _path: &str) -> Result<ServerAppSpec, Problem> {
-        if self.version.is_none() {
-            return Err(Problem::new(
-                AppSpecErrorKind::MissingKey,
-                "missing 'version'; an AppSpec starts with version: 0.0",
-            ));
-        }
+        Version::require(self.version)?;
         if self.os.is_none() {
             return Err(Problem::new(
                 AppSpecErrorKind::MissingKey,
