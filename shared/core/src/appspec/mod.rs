@@ -217,7 +217,7 @@ fn read_document<T: FromDoc>(
             .map(|err| json_error(&err, source_name)),
         Format::Yaml => yaml_serde::from_str::<IgnoredAny>(text)
             .err()
-            .map(|err| yaml_error(&err, source_name)),
+            .map(|err| yaml_error(&err, text, source_name)),
     };
     if let Some(error) = syntax {
         return Err(error);
@@ -233,7 +233,7 @@ fn read_document<T: FromDoc>(
                 .map_err(|err| json_error(&err, source_name))
         }
         Format::Yaml => T::from_doc(yaml_serde::Deserializer::from_str(text), "")
-            .map_err(|err| yaml_error(&err, source_name)),
+            .map_err(|err| yaml_error(&err, text, source_name)),
     }
 }
 
@@ -292,8 +292,20 @@ fn json_error(err: &serde_json::Error, source_name: &str) -> AppSpecError {
     to_error(&err.to_string(), position, source_name, Format::Json)
 }
 
-fn yaml_error(err: &yaml_serde::Error, source_name: &str) -> AppSpecError {
-    let position = err.location().map(|l| (l.line(), l.column()));
+/// How many lines the YAML parser sees in `text`: YAML 1.1 also breaks lines at NEL, LS and
+/// PS, which `str::lines` does not.
+fn yaml_line_count(text: &str) -> usize {
+    let breaks = ['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'];
+    text.replace("\r\n", "\n").matches(breaks).count() + 1
+}
+
+fn yaml_error(err: &yaml_serde::Error, document: &str, source_name: &str) -> AppSpecError {
+    // At the end of the input the parser can place an error on the line after the last one;
+    // point at the last line instead.
+    let last_line = yaml_line_count(document);
+    let position = err
+        .location()
+        .map(|l| (l.line().min(last_line), l.column()));
     to_error(&err.to_string(), position, source_name, Format::Yaml)
 }
 

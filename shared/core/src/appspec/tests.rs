@@ -348,7 +348,9 @@ mod properties {
         prop_assert!(!err.message.is_empty());
         prop_assert!(!err.message.contains('\u{1f}'), "{}", err.message);
         if let Some(line) = err.line {
-            prop_assert!(line >= 1 && line <= text.lines().count() + 1, "{err}");
+            // Counted as the parser counts them, which the error's line must lie within.
+            let lines = yaml_line_count(text);
+            prop_assert!(line >= 1 && line <= lines, "{err}");
         }
         Ok(())
     }
@@ -391,4 +393,12 @@ fn the_platform_is_detected_from_the_top_level_keys() {
     assert_eq!(detect_platform(json), Some(ComputePlatform::Lambda));
     assert_eq!(detect_platform("version: 0.0\n"), None);
     assert_eq!(detect_platform("version: [\n"), None);
+}
+
+#[test]
+fn an_error_at_the_end_of_the_input_points_at_the_last_line() {
+    // A line separator (U+2028) is a line break to the YAML parser, which placed this error on
+    // a third line that the text does not have.
+    let err = parse_server("0:\u{2028}\u{fffc}", "appspec.yml").unwrap_err();
+    assert_eq!((err.kind, err.line), (Kind::Syntax, Some(2)), "{err}");
 }
