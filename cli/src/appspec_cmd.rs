@@ -9,7 +9,7 @@ use cutover_core::appspec::{self, AppSpec};
 use cutover_core::model::ComputePlatform;
 use serde_json::json;
 
-use crate::Outcome;
+use crate::{Outcome, plural};
 
 #[derive(Debug, Subcommand)]
 pub enum AppSpecCommand {
@@ -100,9 +100,9 @@ fn summary(spec: &AppSpec) -> Vec<String> {
                     .iter()
                     .map(|(event, scripts)| {
                         format!(
-                            "{event} ({} script{})",
+                            "{event} ({} {})",
                             scripts.len(),
-                            if scripts.len() == 1 { "" } else { "s" }
+                            plural(scripts.len(), "script")
                         )
                     })
                     .collect(),

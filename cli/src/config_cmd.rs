@@ -7,7 +7,7 @@ use cutover_core::config::{self, DeploymentConfigInfo, TrafficSchedule};
 use cutover_core::model::ComputePlatform;
 use serde_json::json;
 
-use crate::Outcome;
+use crate::{Outcome, plural};
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -86,7 +86,7 @@ fn show(info: &DeploymentConfigInfo, hosts: u32, json: bool) -> anyhow::Result<O
                     Ok(p) => println!(
                         "  on {} {}: keeps {} healthy, deploys up to {} at a time (batches {}), succeeds if at least {} succeed",
                         p.fleet_size,
-                        plural(p.fleet_size, "host"),
+                        plural(p.fleet_size as usize, "host"),
                         p.minimum_healthy_hosts,
                         p.max_out_of_service,
                         p.batch_sizes()
@@ -97,7 +97,10 @@ fn show(info: &DeploymentConfigInfo, hosts: u32, json: bool) -> anyhow::Result<O
                         p.minimum_successful
                     ),
                     Err(e) => {
-                        println!("  on {hosts} {}: cannot deploy: {e}", plural(hosts, "host"))
+                        println!(
+                            "  on {hosts} {}: cannot deploy: {e}",
+                            plural(hosts as usize, "host")
+                        )
                     }
                 }
             }
@@ -133,13 +136,5 @@ fn show(info: &DeploymentConfigInfo, hosts: u32, json: bool) -> anyhow::Result<O
             }
             Ok(Outcome::Done)
         }
-    }
-}
-
-fn plural(n: u32, word: &str) -> String {
-    if n == 1 {
-        word.to_owned()
-    } else {
-        format!("{word}s")
     }
 }

@@ -69,3 +69,12 @@ fn not_available(command: &str) -> ExitCode {
     );
     ExitCode::from(2)
 }
+
+/// `word`, or its plural for any count but one.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_owned()
+    } else {
+        format!("{word}s")
+    }
+}
