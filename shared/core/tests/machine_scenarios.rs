@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::sync::Arc;
+
 use cutover_core::config::{DeploymentConfigInfo, MinimumHealthyHosts, MinimumHealthyHostsType};
 use cutover_core::lifecycle::LifecycleEventName::{self, *};
 use cutover_core::machine::{
@@ -1097,4 +1099,79 @@ fn creation_resolves_the_effective_settings() {
     );
     assert_eq!(d.status(), DeploymentStatus::Created);
     assert_eq!(d.version, 0);
+}
+
+/// The targets `after` holds copies of instead of sharing them with `before`.
+fn copied(before: &Deployment, after: &Deployment) -> Vec<String> {
+    before
+        .targets
+        .iter()
+        .zip(&after.targets)
+        .filter(|(old, new)| !Arc::ptr_eq(old, new))
+        .map(|(old, _)| old.target_id.to_string())
+        .collect()
+}
+
+#[test]
+fn a_lifecycle_event_copies_only_the_target_it_finishes_on() {
+    let mut world = World::new(hosts(200));
+    let config = predefined("CodeDeployDefault.AllAtOnce");
+    let id = world.create(request(1, group(false), config, "v1"));
+    run_until(&mut world, &id, |d| !d.targets.is_empty());
+    let before = world.deployment(&id).clone();
+    assert_eq!(before.overview().in_progress, 200);
+
+    let report = finished(&TargetId::new("host-57"), ApplicationStop, false);
+    let after = machine::advance(&before, report.clone(), world.now)
+        .unwrap()
+        .deployment;
+    assert_eq!(after.version, before.version + 1);
+    assert_eq!(
+        event_statuses(&after, "host-57")[..2],
+        [
+            (ApplicationStop, LifecycleEventStatus::Succeeded),
+            (DownloadBundle, LifecycleEventStatus::InProgress)
+        ]
+    );
+    assert_eq!(copied(&before, &after), ["host-57"]);
+
+    // The same report again changes nothing, so it copies nothing.
+    let again = machine::advance(&after, report, world.now).unwrap();
+    assert_eq!(again.deployment.version, after.version);
+    assert!(copied(&after, &again.deployment).is_empty());
+}
+
+#[test]
+fn a_host_that_finishes_copies_itself_and_the_host_it_starts() {
+    let mut world = World::new(hosts(200));
+    let id = world.create(request(1, group(false), one_at_a_time(), "v1"));
+    run_until(&mut world, &id, |d| {
+        !d.targets.is_empty()
+            && event_statuses(d, "host-1")[6] == (ValidateService, LifecycleEventStatus::InProgress)
+    });
+    let before = world.deployment(&id).clone();
+
+    let report = finished(&TargetId::new("host-1"), ValidateService, false);
+    let step = machine::advance(&before, report, world.now).unwrap();
+    assert_eq!(
+        statuses(&step.deployment)[..3],
+        [
+            ("host-1".to_string(), TargetStatus::Succeeded),
+            ("host-2".to_string(), TargetStatus::InProgress),
+            ("host-3".to_string(), TargetStatus::Pending),
+        ]
+    );
+    assert_eq!(copied(&before, &step.deployment), ["host-1", "host-2"]);
+}
+
+#[test]
+fn two_thousand_hosts_deploy_one_at_a_time_to_the_end() {
+    let mut world = World::new(hosts(2000));
+    let id = world.create(request(1, group(false), one_at_a_time(), "v1"));
+    world.run();
+    let d = world.deployment(&id);
+    assert_eq!(d.status(), DeploymentStatus::Succeeded);
+    assert_eq!(d.overview().succeeded, 2000);
+    assert_eq!(world.finished, [(id.clone(), FinalStatus::Succeeded)]);
+    assert_eq!(world.max_out_of_service[&id], 1);
 }

@@ -2,6 +2,8 @@
 //! deployment is created, plus its phase and its targets. `info()` and `Target::instance_target`
 //! give CodeDeploy's views of it.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::{CoreError, Phase};
@@ -47,8 +49,11 @@ pub struct Deployment {
     pub error_information: Option<ErrorInformation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_info: Option<RollbackInfo>,
+    /// Shared, so that a step pays only for the targets it changes: cloning a deployment copies
+    /// pointers, and comparing it with its clone skips the targets both still share. Change one
+    /// with `Arc::make_mut`, and only when it really changes.
     #[serde(default)]
-    pub targets: Vec<Target>,
+    pub targets: Vec<Arc<Target>>,
 }
 
 /// A group's last successful deployment, as a later deployment remembers it.
@@ -253,7 +258,10 @@ impl Deployment {
     }
 
     pub fn target(&self, id: &TargetId) -> Option<&Target> {
-        self.targets.iter().find(|t| &t.target_id == id)
+        self.targets
+            .iter()
+            .map(Arc::as_ref)
+            .find(|t| &t.target_id == id)
     }
 
     /// How many targets are in each status.

@@ -1,6 +1,8 @@
 //! How a deployment ends: succeeded, failed or stopped, with its targets settled, its group's
 //! lock released, and an automatic rollback started when the settings ask for one.
 
+use std::sync::Arc;
+
 use super::{Command, Deployment, FinalStatus, Phase, PreviousDeployment};
 use crate::ids::TargetId;
 use crate::model::{
@@ -156,6 +158,8 @@ fn end(
 fn settle_targets(d: &mut Deployment, now: Timestamp) -> Vec<TargetId> {
     let mut interrupted = Vec::new();
     for t in d.targets.iter_mut().filter(|t| !t.status.is_final()) {
+        // Every target still unfinished gets a final status, so each one copied here changes.
+        let t = Arc::make_mut(t);
         let started = t.status == TargetStatus::InProgress;
         for (i, e) in t.lifecycle_events.iter_mut().enumerate() {
             if e.status.is_final() {

@@ -6,6 +6,11 @@
 //! only when the previous one has finished, so a host is never asked to do two things at once.
 //! New hosts start, in the order the targets were resolved, whenever the plan allows; a host
 //! that fails stays out of service until the deployment ends.
+//!
+//! Targets are shared with the deployment `advance` was given, so each transition reads a
+//! target first and calls `Arc::make_mut` only on one it is about to change.
+
+use std::sync::Arc;
 
 use super::{
     Command, CoreError, Deployment, LifecycleOutcome, OutcomeStatus, Phase, Target, finish,
@@ -63,7 +68,7 @@ pub(super) fn start(
     let events = lifecycle::server_in_place(d.with_traffic_control());
     d.targets = unique
         .into_iter()
-        .map(|id| Target::new(id, &events))
+        .map(|id| Arc::new(Target::new(id, &events)))
         .collect();
     d.phase = Phase::InPlace { plan };
     progress(d, now, out);
@@ -89,6 +94,8 @@ pub(super) fn on_lifecycle_event(
     else {
         return;
     };
+    // The outcome is for an event still running, so from here on the target changes.
+    let t = Arc::make_mut(t);
     let ignored = outcome.status == OutcomeStatus::Failed
         && ignore_stop_failures
         && event.is_ignorable_stop_event();
@@ -186,8 +193,9 @@ fn progress(d: &mut Deployment, now: Timestamp, out: &mut Vec<Command>) {
         if !plan.may_start(in_progress, failed) {
             break;
         }
-        t.status = TargetStatus::InProgress;
-        t.last_updated_at = Some(now);
+        let started = Arc::make_mut(t);
+        started.status = TargetStatus::InProgress;
+        started.last_updated_at = Some(now);
         in_progress += 1;
         out.push(instance_notice(
             TriggerEventType::InstanceStart,
@@ -264,9 +272,23 @@ impl Run {
     }
 }
 
-/// If the target's handed-out events have all finished, hands out the next run.
-fn dispatch_next_run(t: &mut Target, now: Timestamp) -> Option<Run> {
-    let events = &mut t.lifecycle_events;
+/// If the target's handed-out events have all finished, hands out the next run. A target with
+/// nothing to hand out is left as it is, still shared.
+fn dispatch_next_run(t: &mut Arc<Target>, now: Timestamp) -> Option<Run> {
+    let (run, end) = next_run(t)?;
+    let t = Arc::make_mut(t);
+    let first = &mut t.lifecycle_events[t.dispatched];
+    first.status = LifecycleEventStatus::InProgress;
+    first.start_time = Some(now);
+    t.dispatched = end;
+    t.last_updated_at = Some(now);
+    Some(run)
+}
+
+/// The run due on the target and the index just past it, or `None` while a handed-out event is
+/// unfinished or nothing is left to hand out.
+fn next_run(t: &Target) -> Option<(Run, usize)> {
+    let events = &t.lifecycle_events;
     if t.dispatched >= events.len()
         || events[t.dispatched].status.is_final()
         || events[..t.dispatched].iter().any(|e| !e.status.is_final())
@@ -284,11 +306,7 @@ fn dispatch_next_run(t: &mut Target, now: Timestamp) -> Option<Run> {
             end += 1;
         }
     }
-    events[first].status = LifecycleEventStatus::InProgress;
-    events[first].start_time = Some(now);
-    t.dispatched = end;
-    t.last_updated_at = Some(now);
-    Some(run)
+    Some((run, end))
 }
 
 fn count(d: &Deployment, status: TargetStatus) -> u32 {

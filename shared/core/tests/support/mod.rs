@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use cutover_core::config::{self, DeploymentConfigInfo};
 use cutover_core::lifecycle::LifecycleEventName;
@@ -150,6 +151,14 @@ impl World {
             assert!(
                 allowed.contains(&to),
                 "{from:?} --{kind:?}--> {to:?} is not in the phase graph"
+            );
+        }
+        // A copied target that did not change would make a step cost more than what it does.
+        for (old, new) in before.targets.iter().zip(&t.deployment.targets) {
+            assert!(
+                Arc::ptr_eq(old, new) || old != new,
+                "{} was copied but did not change",
+                old.target_id
             );
         }
         if from.is_finished() {
