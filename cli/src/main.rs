@@ -3,6 +3,8 @@
 
 mod appspec_cmd;
 mod config_cmd;
+#[allow(dead_code)]
+mod render;
 
 use std::process::ExitCode;
 
