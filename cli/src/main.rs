@@ -1,9 +1,9 @@
-//! The `cutover` command line: check AppSpecs and configurations today; `cutover local` and
-//! `cutover serve` say plainly that they are not available in this build yet.
+//! The `cutover` command line: check AppSpecs and configurations, and deploy on this machine
+//! with `cutover local`; `cutover serve` says plainly that it is not available in this build yet.
 
 mod appspec_cmd;
 mod config_cmd;
-#[allow(dead_code)]
+mod local;
 mod render;
 
 use std::process::ExitCode;
@@ -27,11 +27,9 @@ enum Command {
     /// Deployment configurations: the predefined ones and what a configuration does.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
-    /// Deploy on this machine with an embedded store (not available in this build yet).
-    Local {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        args: Vec<String>,
-    },
+    /// Deploy on this machine: local hosts, real hook scripts, an embedded store.
+    #[command(subcommand)]
+    Local(local::LocalCommand),
     /// Serve the CodeDeploy API on localhost (not available in this build yet).
     Serve {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
@@ -51,7 +49,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Appspec(cmd) => appspec_cmd::run(cmd),
         Command::Config(cmd) => config_cmd::run(cmd),
-        Command::Local { .. } => return not_available("cutover local"),
+        Command::Local(cmd) => local::run(cmd),
         Command::Serve { .. } => return not_available("cutover serve"),
     };
     match result {

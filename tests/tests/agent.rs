@@ -52,7 +52,7 @@ fn statuses(out: &Output) -> Vec<String> {
 }
 
 fn web_app() -> PathBuf {
-    repo_root().join("examples/web-app")
+    repo_root().join("examples/webapp")
 }
 
 #[test]
@@ -68,14 +68,14 @@ fn the_example_revision_deploys_from_a_directory_and_prints_one_line_per_event()
         lines[6]["diagnostics"]["logTail"]
             .as_str()
             .unwrap()
-            .contains("is installed and running")
+            .contains("is running")
     );
     assert!(
         lines
             .iter()
             .all(|l| l["startTime"].is_f64() && l["endTime"].is_f64())
     );
-    assert!(host.path().join("srv/web-app/index.html").is_file());
+    assert!(host.path().join("srv/webapp/index.html").is_file());
     assert!(
         host.path()
             .join("opt/cutover/deployment-root/4f1c2d3e-0000-4000-8000-000000000001/d-E2E000001/logs/scripts.log")
@@ -86,7 +86,7 @@ fn the_example_revision_deploys_from_a_directory_and_prints_one_line_per_event()
 #[test]
 fn bundles_made_with_tar_and_zip_tools_install_unchanged() {
     let work = tempfile::tempdir().unwrap();
-    let tgz = work.path().join("web-app.tgz");
+    let tgz = work.path().join("webapp.tgz");
     let status = Command::new("tar")
         .arg("czf")
         .arg(&tgz)
@@ -97,7 +97,7 @@ fn bundles_made_with_tar_and_zip_tools_install_unchanged() {
         .unwrap();
     assert!(status.success());
     // A zip whose single top-level folder holds the AppSpec, as "Compress" tools make them.
-    let zip = work.path().join("web-app.zip");
+    let zip = work.path().join("webapp.zip");
     let status = Command::new("python3")
         .args(["-m", "zipfile", "-c"])
         .arg(&zip)
@@ -135,13 +135,13 @@ fn serve(body: Vec<u8>) -> String {
                 .and_then(|()| stream.write_all(&body));
         }
     });
-    format!("http://127.0.0.1:{port}/bundles/web-app.tgz?X-Amz-Signature=secret")
+    format!("http://127.0.0.1:{port}/bundles/webapp.tgz?X-Amz-Signature=secret")
 }
 
 #[test]
 fn a_bundle_is_downloaded_and_checked_against_its_sha256() {
     let work = tempfile::tempdir().unwrap();
-    let tgz = work.path().join("web-app.tgz");
+    let tgz = work.path().join("webapp.tgz");
     assert!(
         Command::new("tar")
             .arg("czf")

@@ -108,7 +108,7 @@ fn run_as(location: &str, user: &str) -> HookScript {
 fn hook_env() -> HookEnv {
     HookEnv {
         deployment_id: "d-ABCDEFGHI".into(),
-        application_name: "web-app".into(),
+        application_name: "webapp".into(),
         deployment_group_name: "prod".into(),
         deployment_group_id: "1a2b3c4d-group".into(),
         revision: Some(RevisionEnv::S3 {
@@ -528,7 +528,7 @@ fn hooks_environment_has_codedeploys_variables_and_a_clean_base() {
     let expected = [
         ("LIFECYCLE_EVENT", "AfterInstall"),
         ("DEPLOYMENT_ID", "d-ABCDEFGHI"),
-        ("APPLICATION_NAME", "web-app"),
+        ("APPLICATION_NAME", "webapp"),
         ("DEPLOYMENT_GROUP_NAME", "prod"),
         ("DEPLOYMENT_GROUP_ID", "1a2b3c4d-group"),
         ("BUNDLE_BUCKET", "releases"),

@@ -133,15 +133,15 @@ fn a_source_file_lands_at_destination_slash_its_name() {
     let report = host
         .install(
             "d-1",
-            &spec("  - source: config/app.conf\n    destination: /etc/web-app\n"),
+            &spec("  - source: config/app.conf\n    destination: /etc/webapp\n"),
             FileExistsBehavior::Disallow,
         )
         .unwrap();
-    assert_eq!(host.read("/etc/web-app/app.conf"), "port=80\n");
+    assert_eq!(host.read("/etc/webapp/app.conf"), "port=80\n");
     assert_eq!(
         (report.files, report.directories),
         (1, 2),
-        "/etc and /etc/web-app were created"
+        "/etc and /etc/webapp were created"
     );
 }
 

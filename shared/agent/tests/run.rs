@@ -499,7 +499,7 @@ fn a_local_archive_is_checked_against_its_sha256() {
 #[test]
 fn the_example_web_app_installs_unchanged() {
     let host = Host::new();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/web-app");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/webapp");
     let reports = host.deploy("d-AAAAAAAA1", &example, &ALL);
     assert!(
         reports
@@ -507,9 +507,9 @@ fn the_example_web_app_installs_unchanged() {
             .all(|r| r.status == LifecycleEventStatus::Succeeded),
         "{reports:?}"
     );
-    assert!(host.path("/srv/web-app/index.html").is_file());
-    assert!(host.path("/etc/web-app/web-app.conf").is_file());
-    let mode = fs::metadata(host.path("/srv/web-app/index.html"))
+    assert!(host.path("/srv/webapp/index.html").is_file());
+    assert!(host.path("/etc/webapp/webapp.conf").is_file());
+    let mode = fs::metadata(host.path("/srv/webapp/index.html"))
         .unwrap()
         .permissions()
         .mode()

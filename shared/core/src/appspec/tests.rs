@@ -205,7 +205,7 @@ fn fixtures_round_trip_to_json() {
 #[test]
 fn example_web_app() {
     let spec = parse_server(
-        include_str!("../../../../examples/web-app/appspec.yml"),
+        include_str!("../../../../examples/webapp/appspec.yml"),
         "appspec.yml",
     )
     .unwrap();
@@ -217,11 +217,11 @@ fn example_web_app() {
     assert_eq!(
         files,
         [
-            ("src".to_owned(), "/srv/web-app"),
-            ("config/web-app.conf".to_owned(), "/etc/web-app")
+            ("src".to_owned(), "/srv/webapp"),
+            ("config/webapp.conf".to_owned(), "/etc/webapp")
         ]
     );
-    assert_eq!(spec.files[1].file_target(), "/etc/web-app/web-app.conf");
+    assert_eq!(spec.files[1].file_target(), "/etc/webapp/webapp.conf");
     assert_eq!(
         spec.file_exists_behavior,
         Some(crate::model::FileExistsBehavior::Overwrite)

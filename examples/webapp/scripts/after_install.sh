@@ -3,10 +3,10 @@
 set -eu
 root="${CUTOVER_HOST_ROOT:-}"
 root="${root%/}"
-conf="$root/etc/web-app/web-app.conf"
+conf="$root/etc/webapp/webapp.conf"
 if ! grep -q '^listen = ' "$conf"; then
     echo "$conf has no 'listen =' line" >&2
     exit 1
 fi
-echo "$DEPLOYMENT_ID" >"$root/var/lib/web-app/installed"
+echo "$DEPLOYMENT_ID" >"$root/var/lib/webapp/installed"
 echo "$LIFECYCLE_EVENT: installed deployment $DEPLOYMENT_ID"

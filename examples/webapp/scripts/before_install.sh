@@ -3,5 +3,5 @@
 set -eu
 root="${CUTOVER_HOST_ROOT:-}"
 root="${root%/}"
-mkdir -p "$root/srv/web-app" "$root/etc/web-app" "$root/var/lib/web-app"
+mkdir -p "$root/srv/webapp" "$root/etc/webapp" "$root/var/lib/webapp"
 echo "$LIFECYCLE_EVENT: ready to install deployment $DEPLOYMENT_ID"

@@ -1,0 +1,346 @@
+//! `cutover local deploy`: check the revision and the request before any host is touched, keep
+//! a copy of the revision, register the group and its hosts, then create the deployment and
+//! drive it (and any rollback it starts) to the end.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use cutover_agent::bundle::{self, BundleFormat, BundleLimits};
+use cutover_core::DeploymentId;
+use cutover_core::appspec::{ServerAppSpec, parse_server};
+use cutover_core::config::{self, DeploymentConfigInfo};
+use cutover_core::machine::CreateDeployment;
+use cutover_core::model::{
+    Alarm, AlarmConfiguration, AutoRollbackConfiguration, AutoRollbackEvent, ComputePlatform,
+    DeploymentCreator, DeploymentGroupInfo, DeploymentOption, FileExistsBehavior, LoadBalancerInfo,
+    LocalLocation, NamedResource, RevisionLocation,
+};
+use cutover_local::LocalHost;
+
+use super::{Local, StateDir, report};
+use crate::Outcome;
+
+/// The most simulated hosts one command makes.
+const MAX_HOSTS: u32 = 10_000;
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// A revision: a directory, or a .zip, .tar, .tgz or .tar.gz bundle, with an appspec.yml.
+    revision: PathBuf,
+    /// Simulate N hosts, host-1 ... host-N, each rooted at <state-dir>/hosts/host-<i>/ [default: the group's hosts, else 1]
+    #[arg(long, value_name = "N", conflicts_with = "host")]
+    hosts: Option<u32>,
+    /// A host by name and root directory; ROOT `/` is this machine, for real. Repeatable.
+    #[arg(long, value_name = "NAME=ROOT")]
+    host: Vec<String>,
+    #[arg(long, default_value = "LocalApp")]
+    application: String,
+    #[arg(long, default_value = "LocalFleet")]
+    group: String,
+    /// A predefined configuration, or one made with `cutover local config create`.
+    #[arg(long, default_value = config::DEFAULT_SERVER_CONFIG)]
+    config: String,
+    /// What to do with files already at a destination (the AppSpec's choice wins).
+    #[arg(long, value_name = "DISALLOW|OVERWRITE|RETAIN")]
+    file_exists_behavior: Option<FileExistsBehavior>,
+    /// A failing ApplicationStop, BeforeBlockTraffic or AfterBlockTraffic does not fail the host.
+    #[arg(long)]
+    ignore_application_stop_failures: bool,
+    /// Take each host out of service (BlockTraffic) before it is updated and put it back
+    /// (AllowTraffic) after; `status` shows which hosts are in service.
+    #[arg(long)]
+    traffic_control: bool,
+    /// If the deployment fails or is stopped, deploy the group's last successful revision again.
+    #[arg(long)]
+    auto_rollback: bool,
+    /// Stop the deployment when this alarm is in ALARM (see `cutover local alarm`). Repeatable.
+    #[arg(long, value_name = "NAME")]
+    alarm: Vec<String>,
+    #[command(flatten)]
+    state: StateDir,
+    /// Print {"deploymentInfo": ..., "targets": [...]} instead of the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: DeployArgs) -> anyhow::Result<Outcome> {
+    let state_dir = args.state.path()?;
+    let revision_path = std::path::absolute(&args.revision)
+        .with_context(|| format!("revision {}", args.revision.display()))?;
+    let explicit_hosts = explicit_hosts(&args.host)?;
+    if let Some(n) = args.hosts
+        && !(1..=MAX_HOSTS).contains(&n)
+    {
+        bail!("--hosts must be between 1 and {MAX_HOSTS}, not {n}");
+    }
+    for alarm in &args.alarm {
+        if alarm.trim().is_empty() {
+            bail!("--alarm needs an alarm name");
+        }
+    }
+
+    let local = Local::open_dir(&state_dir)?;
+    local.resume_interrupted()?;
+    let store = local.store();
+    let config = match config::predefined(&args.config) {
+        Some(c) => c,
+        None => store.config(&args.config)?.with_context(|| {
+            format!(
+                "deployment configuration {} does not exist; use a predefined one (`cutover config list`) or create it with `cutover local config create`",
+                args.config
+            )
+        })?,
+    };
+    if config.compute_platform != ComputePlatform::Server {
+        bail!(
+            "deployment configuration {} is for {} deployments; local hosts need a Server configuration",
+            config.deployment_config_name,
+            config.compute_platform
+        );
+    }
+
+    let id = DeploymentId::from_entropy(entropy());
+    let snapshot = state_dir.join("revisions").join(id.as_str());
+    let spec = match snapshot_revision(&revision_path, &snapshot) {
+        Ok(spec) => spec,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&snapshot);
+            return Err(e);
+        }
+    };
+
+    let hosts = match (explicit_hosts, args.hosts) {
+        (Some(hosts), _) => hosts,
+        (None, Some(n)) => simulated_hosts(&state_dir, n),
+        (None, None) => {
+            let known = store.hosts(&args.application, &args.group)?;
+            if known.is_empty() {
+                simulated_hosts(&state_dir, 1)
+            } else {
+                known
+            }
+        }
+    };
+    let group = group_info(&local, &args, &config)?;
+    store.put_group(&group)?;
+    store.set_hosts(&args.application, &args.group, &hosts)?;
+
+    let mut req = CreateDeployment::new(
+        id.clone(),
+        group,
+        config,
+        RevisionLocation::Local(LocalLocation {
+            path: snapshot.to_string_lossy().into_owned(),
+            bundle_type: None,
+        }),
+    );
+    req.creator = DeploymentCreator::User;
+    req.description = Some(format!("cutover local deploy {}", revision_path.display()));
+    req.ignore_application_stop_failures = args.ignore_application_stop_failures;
+    req.file_exists_behavior = args.file_exists_behavior;
+    if args.auto_rollback {
+        req.auto_rollback_configuration = Some(AutoRollbackConfiguration {
+            enabled: true,
+            events: vec![
+                AutoRollbackEvent::DeploymentFailure,
+                AutoRollbackEvent::DeploymentStopOnAlarm,
+                AutoRollbackEvent::DeploymentStopOnRequest,
+            ],
+        });
+    }
+    if !args.alarm.is_empty() {
+        req.override_alarm_configuration = Some(AlarmConfiguration {
+            enabled: true,
+            ignore_poll_alarm_failure: false,
+            alarms: args
+                .alarm
+                .iter()
+                .map(|name| Alarm { name: name.clone() })
+                .collect(),
+        });
+    }
+
+    if !args.json {
+        eprintln!(
+            "Deploying {} to {} ({} {}) with {}: {id}",
+            revision_path.display(),
+            args.group,
+            hosts.len(),
+            crate::plural(hosts.len(), "host"),
+            req.config.deployment_config_name,
+        );
+        if spec.hooks.is_empty() {
+            eprintln!("note: the AppSpec hooks no lifecycle events; only files are installed");
+        }
+    }
+    local.show_progress();
+    let created = local.block_on(local.engine.create(req));
+    let created = match created {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&snapshot);
+            return Err(e.into());
+        }
+    };
+    local.drive()?;
+    let d = local.deployment(&created.deployment_id)?;
+    report::print_deployment(store, &d, args.json)?;
+    if !args.json
+        && let Some(rollback) = d
+            .rollback_info
+            .as_ref()
+            .and_then(|r| r.rollback_deployment_id.clone())
+        && let Some(r) = store.load_deployment(&rollback)?
+    {
+        println!();
+        report::print_deployment(store, &r, false)?;
+    }
+    Ok(report::outcome(&d))
+}
+
+/// Copies (or unpacks) the revision into the state directory, refusing hostile archives, and
+/// checks its AppSpec and everything the AppSpec names. Deployments and rollbacks install this
+/// copy, so editing the revision afterwards changes neither.
+fn snapshot_revision(revision: &Path, snapshot: &Path) -> anyhow::Result<ServerAppSpec> {
+    if !revision.exists() {
+        bail!("revision {} does not exist", revision.display());
+    }
+    let format = BundleFormat::detect(revision)
+        .with_context(|| format!("revision {}", revision.display()))?;
+    bundle::unpack(revision, format, snapshot, &BundleLimits::default())
+        .with_context(|| format!("revision {} was refused", revision.display()))?;
+    let appspec = bundle::find_appspec(snapshot, None)
+        .with_context(|| format!("revision {}", revision.display()))?;
+    let name = appspec
+        .file_name()
+        .map_or("appspec.yml".into(), |n| n.to_string_lossy().into_owned());
+    let text = std::fs::read_to_string(&appspec)
+        .with_context(|| format!("cannot read {name} in {}", revision.display()))?;
+    let spec = parse_server(&text, &name)?;
+    for file in &spec.files {
+        let source = file.source.trim_start_matches('/');
+        if !source.is_empty() && !snapshot.join(source).exists() {
+            bail!(
+                "{name}: files source '{}' is not in the revision {}",
+                file.source,
+                revision.display()
+            );
+        }
+    }
+    for (event, scripts) in &spec.hooks {
+        for script in scripts {
+            let location = script.location.trim_start_matches('/');
+            if !snapshot.join(location).is_file() {
+                bail!(
+                    "{name}: the {event} hook's script '{}' is not in the revision {}",
+                    script.location,
+                    revision.display()
+                );
+            }
+        }
+    }
+    Ok(spec)
+}
+
+fn explicit_hosts(specs: &[String]) -> anyhow::Result<Option<Vec<LocalHost>>> {
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    let mut seen = HashSet::new();
+    let mut hosts = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let Some((name, root)) = spec.split_once('=') else {
+            bail!("--host {spec}: expected NAME=ROOT, for example --host web-1=/tmp/web-1");
+        };
+        let name_ok = !name.is_empty()
+            && name.len() <= 255
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !name_ok {
+            bail!("--host {spec}: a host name is letters, digits, '-', '_' and '.', not '{name}'");
+        }
+        if root.is_empty() {
+            bail!("--host {spec}: the root directory is missing");
+        }
+        if !seen.insert(name.to_owned()) {
+            bail!("--host {name} is given twice");
+        }
+        hosts.push(LocalHost {
+            name: name.to_owned(),
+            root: std::path::absolute(root).with_context(|| format!("--host {spec}"))?,
+        });
+    }
+    Ok(Some(hosts))
+}
+
+fn simulated_hosts(state_dir: &Path, n: u32) -> Vec<LocalHost> {
+    (1..=n)
+        .map(|i| LocalHost {
+            name: format!("host-{i}"),
+            root: state_dir.join("hosts").join(format!("host-{i}")),
+        })
+        .collect()
+}
+
+/// The group as this deployment wants it, keeping the id it was given the first time.
+fn group_info(
+    local: &Local,
+    args: &DeployArgs,
+    config: &DeploymentConfigInfo,
+) -> anyhow::Result<DeploymentGroupInfo> {
+    let mut group = local
+        .store()
+        .group(&args.application, &args.group)?
+        .unwrap_or_else(|| DeploymentGroupInfo {
+            application_name: args.application.clone(),
+            deployment_group_name: args.group.clone(),
+            deployment_group_id: group_id(),
+            ..Default::default()
+        });
+    group.deployment_config_name = config.deployment_config_name.clone();
+    group.compute_platform = ComputePlatform::Server;
+    if args.traffic_control {
+        group.deployment_style.deployment_option = DeploymentOption::WithTrafficControl;
+        group.load_balancer_info = Some(LoadBalancerInfo {
+            target_group_info_list: vec![NamedResource {
+                name: format!("{}-local", args.group),
+            }],
+            ..Default::default()
+        });
+    } else {
+        group.deployment_style.deployment_option = DeploymentOption::WithoutTrafficControl;
+        group.load_balancer_info = None;
+    }
+    group.validate()?;
+    Ok(group)
+}
+
+fn group_id() -> String {
+    let a = entropy();
+    let b = entropy();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        0x8000 | (b >> 48) & 0x3fff,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// 64 unpredictable bits, from the standard library's per-process random hash keys and the
+/// time.
+fn entropy() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}

@@ -1,0 +1,344 @@
+//! The step handlers: [`Engine::create`], [`Engine::deliver`] and [`Engine::perform`], plus the
+//! entry points for users and watchdogs ([`Engine::stop`], [`Engine::check_alarms`]).
+
+use cutover_core::lifecycle::LifecycleEventName;
+use cutover_core::lock::LockDecision;
+use cutover_core::machine::{
+    self, Command, CreateDeployment, Deployment, Event, LifecycleOutcome, OutcomeStatus,
+};
+use cutover_core::model::{Diagnostics, LifecycleErrorCode, LifecycleEventStatus};
+use cutover_core::{DeploymentId, TargetId};
+use futures_util::future::join_all;
+use tokio::sync::Mutex;
+
+use crate::ports::{
+    Alarms, Clock, Commit, Fleet, HookRunner, Notifier, Ports, Resolution, RevisionSource, Store,
+    TrafficRouter, Validation,
+};
+use crate::{EngineError, Step, Work};
+
+/// How many times a step reloads and decides again when another writer got there first.
+const MAX_CONFLICTS: usize = 100;
+
+/// The step handlers, over one set of ports.
+#[derive(Debug)]
+pub struct Engine<P> {
+    ports: P,
+    /// Decisions in one process take turns, so that hosts finishing together do not race each
+    /// other's conditional writes; writers in other processes are caught by the version check.
+    deciding: Mutex<()>,
+}
+
+impl<P: Ports> Engine<P> {
+    pub fn new(ports: P) -> Self {
+        Engine {
+            ports,
+            deciding: Mutex::new(()),
+        }
+    }
+
+    pub fn ports(&self) -> &P {
+        &self.ports
+    }
+
+    /// Saves a new deployment and queues its `Created` event. The group's last successful
+    /// deployment becomes its previous revision.
+    pub async fn create(&self, mut req: CreateDeployment) -> Result<Deployment, EngineError> {
+        let store = self.ports.store();
+        req.previous = store
+            .last_successful(
+                &req.group.application_name,
+                &req.group.deployment_group_name,
+            )
+            .await
+            .map_err(EngineError::port("store"))?;
+        let d = Deployment::create(req, self.ports.clock().now())?;
+        let created = Step::event(d.deployment_id.clone(), Event::Created);
+        match store
+            .commit(&d, None, vec![created])
+            .await
+            .map_err(EngineError::port("store"))?
+        {
+            Commit::Saved => Ok(d),
+            // The same request, delivered twice: the first one stands.
+            Commit::Conflict => self.load(&d.deployment_id).await,
+        }
+    }
+
+    /// The deployment as last saved.
+    pub async fn load(&self, id: &DeploymentId) -> Result<Deployment, EngineError> {
+        self.ports
+            .store()
+            .load(id)
+            .await
+            .map_err(EngineError::port("store"))?
+            .ok_or_else(|| EngineError::DeploymentNotFound(id.clone()))
+    }
+
+    /// Delivers events to a deployment, in order: the core decides, and the new state is saved
+    /// with the commands that follow from it. Returns the deployment as saved.
+    pub async fn deliver(
+        &self,
+        id: &DeploymentId,
+        events: Vec<Event>,
+    ) -> Result<Deployment, EngineError> {
+        let _turn = self.deciding.lock().await;
+        for _ in 0..MAX_CONFLICTS {
+            let before = self.load(id).await?;
+            let now = self.ports.clock().now();
+            let mut after = before.clone();
+            let mut next = Vec::new();
+            for event in &events {
+                let t = machine::advance(&after, event.clone(), now)?;
+                after = t.deployment;
+                next.extend(t.commands.into_iter().map(|c| Step::command(id.clone(), c)));
+            }
+            // `Created` asks for the lock without changing anything, so an unchanged deployment
+            // may still have steps to queue.
+            if after.version == before.version && next.is_empty() {
+                return Ok(before);
+            }
+            match self
+                .ports
+                .store()
+                .commit(&after, Some(before.version), next)
+                .await
+                .map_err(EngineError::port("store"))?
+            {
+                Commit::Saved => return Ok(after),
+                Commit::Conflict => continue,
+            }
+        }
+        Err(EngineError::Contended(id.clone()))
+    }
+
+    /// Carries out one queued step. Safe to repeat.
+    pub async fn perform(&self, step: Step) -> Result<(), EngineError> {
+        let id = step.deployment_id;
+        match step.work {
+            Work::Event(event) => self.deliver(&id, vec![event]).await.map(drop),
+            Work::Command(command) => self.carry_out(&id, command).await,
+        }
+    }
+
+    /// A user asked to stop the deployment.
+    pub async fn stop(
+        &self,
+        id: &DeploymentId,
+        auto_rollback_enabled: Option<bool>,
+    ) -> Result<Deployment, EngineError> {
+        let stop = Event::StopRequested {
+            auto_rollback_enabled,
+        };
+        self.deliver(id, vec![stop]).await
+    }
+
+    /// Reads the alarms the deployment watches and stops it if one is in ALARM (or if they
+    /// cannot be read, unless the deployment says to ignore that).
+    pub async fn check_alarms(&self, id: &DeploymentId) -> Result<Deployment, EngineError> {
+        let d = self.load(id).await?;
+        let watched = &d.options.alarm_configuration;
+        if d.is_finished() || !watched.enabled || watched.alarms.is_empty() {
+            return Ok(d);
+        }
+        let names: Vec<String> = watched.alarms.iter().map(|a| a.name.clone()).collect();
+        let event = match self.ports.alarms().first_in_alarm(&names).await {
+            Ok(None) => return Ok(d),
+            Ok(Some(alarm)) => Event::AlarmRaised { alarm },
+            Err(e) => Event::AlarmPollFailed { message: e.message },
+        };
+        self.deliver(id, vec![event]).await
+    }
+
+    async fn carry_out(&self, id: &DeploymentId, command: Command) -> Result<(), EngineError> {
+        let d = self.load(id).await?;
+        let p = &self.ports;
+        match command {
+            // Work that only moves an unfinished deployment along.
+            Command::AcquireGroupLock
+            | Command::ValidateRevision
+            | Command::ResolveTargets
+            | Command::RunLifecycleEvents { .. }
+            | Command::BlockTraffic { .. }
+            | Command::AllowTraffic { .. }
+                if d.is_finished() =>
+            {
+                Ok(())
+            }
+            Command::AcquireGroupLock => {
+                let event = match p
+                    .store()
+                    .acquire_group_lock(&d)
+                    .await
+                    .map_err(EngineError::port("store"))?
+                {
+                    LockDecision::Acquired => Event::GroupLockAcquired,
+                    LockDecision::Queued { active, .. } => Event::GroupLockBusy { active },
+                };
+                self.deliver(id, vec![event]).await.map(drop)
+            }
+            Command::ValidateRevision => {
+                let event = match p
+                    .revisions()
+                    .validate(&d)
+                    .await
+                    .map_err(EngineError::port("revision source"))?
+                {
+                    Validation::Valid(revision) => Event::RevisionValidated { revision },
+                    Validation::Invalid(error) => Event::RevisionInvalid { error },
+                };
+                self.deliver(id, vec![event]).await.map(drop)
+            }
+            Command::ResolveTargets => {
+                let event = match p
+                    .fleet()
+                    .resolve(&d)
+                    .await
+                    .map_err(EngineError::port("fleet"))?
+                {
+                    Resolution::Targets(targets) => Event::TargetsResolved { targets },
+                    Resolution::Unresolved(error) => Event::TargetsUnresolved { error },
+                };
+                self.deliver(id, vec![event]).await.map(drop)
+            }
+            Command::RunLifecycleEvents { targets, events } => {
+                let runs = targets.iter().map(|t| self.run_on_host(id, t, &events));
+                join_all(runs).await.into_iter().collect()
+            }
+            Command::BlockTraffic { targets } => {
+                let outcomes = p
+                    .traffic()
+                    .block(&d, &targets)
+                    .await
+                    .map_err(EngineError::port("traffic router"))?;
+                self.deliver_outcomes(id, LifecycleEventName::BlockTraffic, outcomes)
+                    .await
+            }
+            Command::AllowTraffic { targets } => {
+                let outcomes = p
+                    .traffic()
+                    .allow(&d, &targets)
+                    .await
+                    .map_err(EngineError::port("traffic router"))?;
+                self.deliver_outcomes(id, LifecycleEventName::AllowTraffic, outcomes)
+                    .await
+            }
+            Command::StopLifecycleEvents { targets } => p
+                .hosts()
+                .stop(&d, &targets)
+                .await
+                .map_err(EngineError::port("hosts")),
+            Command::Notify { event, target } => p
+                .notifier()
+                .notify(&d, event, target.as_ref())
+                .await
+                .map_err(EngineError::port("notifier")),
+            Command::StartRollback { rollback } => {
+                let created = Step::event(rollback.deployment_id.clone(), Event::Created);
+                // A conflict means an earlier delivery of this step saved it already.
+                p.store()
+                    .commit(&rollback, None, vec![created])
+                    .await
+                    .map_err(EngineError::port("store"))
+                    .map(drop)
+            }
+            Command::Finish {
+                status,
+                hand_lock_to,
+            } => {
+                let holder = p
+                    .store()
+                    .finish(&d, status, hand_lock_to.as_ref())
+                    .await
+                    .map_err(EngineError::port("store"))?;
+                match holder {
+                    // Telling it twice is harmless: the core ignores a lock it already holds.
+                    Some(next) if &next != id => self
+                        .deliver(&next, vec![Event::GroupLockAcquired])
+                        .await
+                        .map(drop),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Runs `events` on one host, one at a time, saving each outcome before the next starts.
+    /// Events the saved deployment already records as finished are not run again, so a step
+    /// delivered again after a crash picks up where the host was.
+    async fn run_on_host(
+        &self,
+        id: &DeploymentId,
+        target: &TargetId,
+        events: &[LifecycleEventName],
+    ) -> Result<(), EngineError> {
+        for &event in events {
+            let d = self.load(id).await?;
+            if d.is_finished() {
+                return Ok(());
+            }
+            let Some(status) = event_status(&d, target, event) else {
+                return Ok(());
+            };
+            match status {
+                LifecycleEventStatus::Succeeded => continue,
+                s if s.is_final() => return Ok(()),
+                _ => {}
+            }
+            let started = self.ports.clock().now();
+            let outcome = match self.ports.hosts().run_event(&d, target, event).await {
+                Ok(outcome) => outcome,
+                Err(e) => LifecycleOutcome {
+                    status: OutcomeStatus::Failed,
+                    diagnostics: Some(Diagnostics::new(
+                        LifecycleErrorCode::UnknownError,
+                        None,
+                        format!("{target} could not run {event}: {}", e.message),
+                        "",
+                    )),
+                    start_time: Some(started),
+                    end_time: Some(self.ports.clock().now()),
+                },
+            };
+            let finished = Event::LifecycleEventFinished {
+                target: target.clone(),
+                event,
+                outcome,
+            };
+            let after = self.deliver(id, vec![finished]).await?;
+            if event_status(&after, target, event) != Some(LifecycleEventStatus::Succeeded) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn deliver_outcomes(
+        &self,
+        id: &DeploymentId,
+        event: LifecycleEventName,
+        outcomes: Vec<(TargetId, LifecycleOutcome)>,
+    ) -> Result<(), EngineError> {
+        let events = outcomes
+            .into_iter()
+            .map(|(target, outcome)| Event::LifecycleEventFinished {
+                target,
+                event,
+                outcome,
+            })
+            .collect();
+        self.deliver(id, events).await.map(drop)
+    }
+}
+
+fn event_status(
+    d: &Deployment,
+    target: &TargetId,
+    event: LifecycleEventName,
+) -> Option<LifecycleEventStatus> {
+    d.target(target)?
+        .lifecycle_events
+        .iter()
+        .find(|e| e.lifecycle_event_name == event)
+        .map(|e| e.status)
+}

@@ -1,0 +1,180 @@
+//! The ports: the small traits through which the engine touches the world. Each has one AWS
+//! implementation (`cutover-aws`) and one on this machine (`cutover-local`); tests use
+//! in-memory fakes.
+//!
+//! Methods return `impl Future + Send`, so implementations may be written as `async fn` and the
+//! engine's futures can run on a multi-threaded runtime.
+
+use std::future::Future;
+
+use cutover_core::lifecycle::LifecycleEventName;
+use cutover_core::lock::LockDecision;
+use cutover_core::machine::{Deployment, FinalStatus, LifecycleOutcome, PreviousDeployment};
+use cutover_core::model::{ErrorInformation, RevisionLocation, TriggerEventType};
+use cutover_core::{DeploymentId, TargetId, Timestamp};
+
+use crate::{PortError, Step};
+
+/// Where deployments, group locks and queued steps are kept.
+pub trait Store: Send + Sync {
+    /// The deployment as last committed, or `None` if there is no such deployment.
+    fn load(
+        &self,
+        id: &DeploymentId,
+    ) -> impl Future<Output = Result<Option<Deployment>, PortError>> + Send;
+
+    /// Saves `deployment` if its stored version is still `expected` (`None`: only if it does
+    /// not exist yet), and queues `next`: both or neither. Returns [`Commit::Conflict`], having
+    /// changed nothing, if the stored version is another.
+    fn commit(
+        &self,
+        deployment: &Deployment,
+        expected: Option<u64>,
+        next: Vec<Step>,
+    ) -> impl Future<Output = Result<Commit, PortError>> + Send;
+
+    /// Takes the lock of the deployment's group, or queues the deployment behind its holder.
+    /// Repeating it changes nothing.
+    fn acquire_group_lock(
+        &self,
+        deployment: &Deployment,
+    ) -> impl Future<Output = Result<LockDecision, PortError>> + Send;
+
+    /// Records how the deployment ended on its group (a success becomes the group's last
+    /// successful deployment) and releases the group's lock, handing it to `hand_to` when given
+    /// and else to the next one waiting. Returns the deployment that holds the lock afterwards,
+    /// if any. Repeating it changes nothing and returns the same holder.
+    fn finish(
+        &self,
+        deployment: &Deployment,
+        status: FinalStatus,
+        hand_to: Option<&DeploymentId>,
+    ) -> impl Future<Output = Result<Option<DeploymentId>, PortError>> + Send;
+
+    /// The group's last successful deployment: what a new deployment records as its previous
+    /// revision and what a rollback restores.
+    fn last_successful(
+        &self,
+        application: &str,
+        group: &str,
+    ) -> impl Future<Output = Result<Option<PreviousDeployment>, PortError>> + Send;
+}
+
+/// What [`Store::commit`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Commit {
+    Saved,
+    /// The stored version was not the expected one; nothing was written.
+    Conflict,
+}
+
+/// Checks revisions before anything is deployed.
+pub trait RevisionSource: Send + Sync {
+    fn validate(
+        &self,
+        deployment: &Deployment,
+    ) -> impl Future<Output = Result<Validation, PortError>> + Send;
+}
+
+/// What [`RevisionSource::validate`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Validation {
+    /// The revision is there and well formed; `Some` pins exactly what was found.
+    Valid(Option<RevisionLocation>),
+    Invalid(ErrorInformation),
+}
+
+/// Finds a deployment's targets.
+pub trait Fleet: Send + Sync {
+    fn resolve(
+        &self,
+        deployment: &Deployment,
+    ) -> impl Future<Output = Result<Resolution, PortError>> + Send;
+}
+
+/// What [`Fleet::resolve`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Resolution {
+    /// The targets, in the order to deploy them.
+    Targets(Vec<TargetId>),
+    Unresolved(ErrorInformation),
+}
+
+/// Runs lifecycle events on hosts.
+pub trait HookRunner: Send + Sync {
+    /// Runs one lifecycle event on one host and says how it ended. The engine calls it event by
+    /// event, so that every finished event is saved before the next one starts.
+    fn run_event(
+        &self,
+        deployment: &Deployment,
+        target: &TargetId,
+        event: LifecycleEventName,
+    ) -> impl Future<Output = Result<LifecycleOutcome, PortError>> + Send;
+
+    /// The deployment is over: these hosts must not start anything more for it.
+    fn stop(
+        &self,
+        deployment: &Deployment,
+        targets: &[TargetId],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Takes hosts out of service and puts them back.
+pub trait TrafficRouter: Send + Sync {
+    fn block(
+        &self,
+        deployment: &Deployment,
+        targets: &[TargetId],
+    ) -> impl Future<Output = Result<Vec<(TargetId, LifecycleOutcome)>, PortError>> + Send;
+
+    fn allow(
+        &self,
+        deployment: &Deployment,
+        targets: &[TargetId],
+    ) -> impl Future<Output = Result<Vec<(TargetId, LifecycleOutcome)>, PortError>> + Send;
+}
+
+/// Reads the state of alarms.
+pub trait Alarms: Send + Sync {
+    /// The first of `names` that is in the ALARM state, if any.
+    fn first_in_alarm(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
+}
+
+/// Tells the outside world about state changes (triggers, event buses, a terminal).
+pub trait Notifier: Send + Sync {
+    fn notify(
+        &self,
+        deployment: &Deployment,
+        event: TriggerEventType,
+        target: Option<&TargetId>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// The time. The core never reads a clock; the engine reads this one.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// Everything the engine works through, as one bundle.
+pub trait Ports: Send + Sync {
+    type Store: Store;
+    type Revisions: RevisionSource;
+    type Fleet: Fleet;
+    type Hosts: HookRunner;
+    type Traffic: TrafficRouter;
+    type Alarms: Alarms;
+    type Notifier: Notifier;
+    type Clock: Clock;
+
+    fn store(&self) -> &Self::Store;
+    fn revisions(&self) -> &Self::Revisions;
+    fn fleet(&self) -> &Self::Fleet;
+    fn hosts(&self) -> &Self::Hosts;
+    fn traffic(&self) -> &Self::Traffic;
+    fn alarms(&self) -> &Self::Alarms;
+    fn notifier(&self) -> &Self::Notifier;
+    fn clock(&self) -> &Self::Clock;
+}

@@ -1,0 +1,93 @@
+//! The driver loop: the local stand-in for SQS and the Lambda functions. It takes the queued
+//! steps of the deployments this process drives, hands each to the engine, and removes it from
+//! the queue once it is done, so that a step interrupted by a crash is found again.
+//!
+//! It also adopts deployments whose driving process died, and reads the alarms of the
+//! deployments it drives, as the cloud watchdog does.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use cutover_core::DeploymentId;
+use cutover_engine::{Engine, HookRunner};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+use crate::ports::LocalPorts;
+use crate::store::StoreError;
+
+/// How often the queue is read for steps that other processes queued (steps this process
+/// queues wake the loop at once).
+const POLL: Duration = Duration::from_millis(50);
+/// How often alarms are read and dead drivers looked for.
+const WATCH: Duration = Duration::from_millis(250);
+/// How long a step that failed for a passing reason waits before it is tried again.
+const RETRY_AFTER: Duration = Duration::from_millis(200);
+
+/// Why driving stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the loop tells its caller about as it goes.
+pub trait DriveEvents {
+    /// This process took over a deployment whose driver is gone.
+    fn adopted(&mut self, id: &DeploymentId);
+    /// A step failed for good and was dropped.
+    fn step_failed(&mut self, id: &DeploymentId, message: &str);
+}
+
+/// Drives every deployment this process drives (and any it adopts) until none is left
+/// unfinished and no step of theirs is queued.
+pub async fn drive<H: HookRunner>(
+    engine: &Engine<LocalPorts<H>>,
+    events: &mut dyn DriveEvents,
+) -> Result<(), DriveError> {
+    let store = engine.ports().local_store().clone();
+    let mut in_flight = FuturesUnordered::new();
+    let mut last_watch: Option<Instant> = None;
+    let mut adopted: HashSet<DeploymentId> = HashSet::new();
+    loop {
+        if last_watch.is_none_or(|t| t.elapsed() >= WATCH) {
+            last_watch = Some(Instant::now());
+            for id in store.adopt_orphans()? {
+                if adopted.insert(id.clone()) {
+                    events.adopted(&id);
+                }
+            }
+            for id in store.driven()? {
+                // A failure to read alarms is the engine's to judge; only the store can fail here.
+                if let Err(e) = engine.check_alarms(&id).await {
+                    events.step_failed(&id, &e.to_string());
+                }
+            }
+        }
+        while let Some(claimed) = store.claim_step()? {
+            in_flight.push(async move {
+                let id = claimed.step.deployment_id.clone();
+                let result = engine.perform(claimed.step).await;
+                if matches!(&result, Err(e) if e.is_retryable()) {
+                    tokio::time::sleep(RETRY_AFTER).await;
+                }
+                (claimed.seq, id, result)
+            });
+        }
+        if in_flight.is_empty() && store.driven()?.is_empty() && store.my_steps()? == 0 {
+            return Ok(());
+        }
+        tokio::select! {
+            Some((seq, id, result)) = in_flight.next(), if !in_flight.is_empty() => match result {
+                Ok(()) => store.ack(seq)?,
+                Err(e) if e.is_retryable() => store.unclaim(seq)?,
+                Err(e) => {
+                    events.step_failed(&id, &e.to_string());
+                    store.ack(seq)?;
+                }
+            },
+            () = store.step_queued() => {}
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
+}

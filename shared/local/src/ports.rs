@@ -1,0 +1,378 @@
+//! The engine's ports on this machine: the SQLite store, local hosts that run the agent library
+//! in-process, a revision check on local paths, the traffic registry, alarms set from the
+//! command line, and trigger notifications written to a file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cutover_agent::bundle::{BundleLimits, find_appspec};
+use cutover_agent::fetch::FetchOptions;
+use cutover_agent::host::HostRoot;
+use cutover_agent::layout::{DEFAULT_ROOT, DeploymentRoot};
+use cutover_agent::permissions::Tools;
+use cutover_agent::run::{BundleSource, RunRequest};
+use cutover_core::appspec::parse_server;
+use cutover_core::lifecycle::LifecycleEventName;
+use cutover_core::lock::LockDecision;
+use cutover_core::machine::{
+    Deployment, FinalStatus, LifecycleOutcome, OutcomeStatus, PreviousDeployment,
+};
+use cutover_core::model::{
+    ErrorCode, ErrorInformation, LifecycleEventStatus, RevisionLocation, TriggerEventType,
+};
+use cutover_core::{DeploymentId, TargetId, Timestamp};
+use cutover_engine::{
+    Alarms, Clock, Commit, Fleet, HookRunner, Notifier, PortError, Ports, Resolution,
+    RevisionSource, Step, Store, TrafficRouter, Validation,
+};
+use tokio::sync::Semaphore;
+
+use crate::store::{LocalStore, now};
+
+/// How many hosts run lifecycle events at the same time, at most.
+pub const DEFAULT_PARALLEL_HOSTS: usize = 16;
+
+/// Every port on this machine, over one state directory. `H` runs the lifecycle events:
+/// [`LocalHosts`] normally.
+#[derive(Debug)]
+pub struct LocalPorts<H = LocalHosts> {
+    store: Arc<LocalStore>,
+    hosts: H,
+    fleet: LocalFleet,
+    notifier: FileNotifier,
+}
+
+impl LocalPorts<LocalHosts> {
+    pub fn new(store: Arc<LocalStore>, state_dir: &Path) -> Self {
+        let hosts = LocalHosts::new(store.clone(), DEFAULT_PARALLEL_HOSTS);
+        LocalPorts::with_hosts(store, state_dir, hosts)
+    }
+}
+
+impl<H: HookRunner> LocalPorts<H> {
+    pub fn with_hosts(store: Arc<LocalStore>, state_dir: &Path, hosts: H) -> Self {
+        LocalPorts {
+            fleet: LocalFleet(store.clone()),
+            notifier: FileNotifier(state_dir.join(NOTIFICATIONS_FILE)),
+            store,
+            hosts,
+        }
+    }
+
+    pub fn local_store(&self) -> &Arc<LocalStore> {
+        &self.store
+    }
+}
+
+impl<H: HookRunner> Ports for LocalPorts<H> {
+    type Store = LocalStore;
+    type Revisions = LocalRevisions;
+    type Fleet = LocalFleet;
+    type Hosts = H;
+    type Traffic = LocalStore;
+    type Alarms = LocalStore;
+    type Notifier = FileNotifier;
+    type Clock = SystemClock;
+
+    fn store(&self) -> &LocalStore {
+        &self.store
+    }
+    fn revisions(&self) -> &LocalRevisions {
+        &LocalRevisions
+    }
+    fn fleet(&self) -> &LocalFleet {
+        &self.fleet
+    }
+    fn hosts(&self) -> &H {
+        &self.hosts
+    }
+    fn traffic(&self) -> &LocalStore {
+        &self.store
+    }
+    fn alarms(&self) -> &LocalStore {
+        &self.store
+    }
+    fn notifier(&self) -> &FileNotifier {
+        &self.notifier
+    }
+    fn clock(&self) -> &SystemClock {
+        &SystemClock
+    }
+}
+
+impl Store for LocalStore {
+    async fn load(&self, id: &DeploymentId) -> Result<Option<Deployment>, PortError> {
+        Ok(self.load_deployment(id)?)
+    }
+
+    async fn commit(
+        &self,
+        deployment: &Deployment,
+        expected: Option<u64>,
+        next: Vec<Step>,
+    ) -> Result<Commit, PortError> {
+        Ok(self.commit_deployment(deployment, expected, next)?)
+    }
+
+    async fn acquire_group_lock(&self, deployment: &Deployment) -> Result<LockDecision, PortError> {
+        Ok(LocalStore::acquire_group_lock(self, deployment)?)
+    }
+
+    async fn finish(
+        &self,
+        deployment: &Deployment,
+        status: FinalStatus,
+        hand_to: Option<&DeploymentId>,
+    ) -> Result<Option<DeploymentId>, PortError> {
+        Ok(LocalStore::finish(self, deployment, status, hand_to)?)
+    }
+
+    async fn last_successful(
+        &self,
+        application: &str,
+        group: &str,
+    ) -> Result<Option<PreviousDeployment>, PortError> {
+        Ok(LocalStore::last_successful(self, application, group)?)
+    }
+}
+
+/// The traffic registry: which hosts of a group are in service.
+impl TrafficRouter for LocalStore {
+    async fn block(
+        &self,
+        deployment: &Deployment,
+        targets: &[TargetId],
+    ) -> Result<Vec<(TargetId, LifecycleOutcome)>, PortError> {
+        route(self, deployment, targets, false)
+    }
+
+    async fn allow(
+        &self,
+        deployment: &Deployment,
+        targets: &[TargetId],
+    ) -> Result<Vec<(TargetId, LifecycleOutcome)>, PortError> {
+        route(self, deployment, targets, true)
+    }
+}
+
+fn route(
+    store: &LocalStore,
+    deployment: &Deployment,
+    targets: &[TargetId],
+    in_service: bool,
+) -> Result<Vec<(TargetId, LifecycleOutcome)>, PortError> {
+    let start = now();
+    let names: Vec<String> = targets.iter().map(|t| t.as_str().to_owned()).collect();
+    store.set_in_service(deployment, &names, in_service)?;
+    let end = now();
+    Ok(targets
+        .iter()
+        .map(|t| {
+            let mut outcome = LifecycleOutcome::succeeded();
+            outcome.start_time = Some(start);
+            outcome.end_time = Some(end);
+            (t.clone(), outcome)
+        })
+        .collect())
+}
+
+/// Alarms, set with `cutover local alarm`.
+impl Alarms for LocalStore {
+    async fn first_in_alarm(&self, names: &[String]) -> Result<Option<String>, PortError> {
+        Ok(LocalStore::first_in_alarm(self, names)?)
+    }
+}
+
+/// The group's hosts, as `cutover local deploy` registered them.
+#[derive(Debug)]
+pub struct LocalFleet(Arc<LocalStore>);
+
+impl Fleet for LocalFleet {
+    async fn resolve(&self, d: &Deployment) -> Result<Resolution, PortError> {
+        let hosts = self
+            .0
+            .hosts(&d.application_name, &d.group.deployment_group_name)?;
+        Ok(Resolution::Targets(
+            hosts.into_iter().map(|h| TargetId::new(h.name)).collect(),
+        ))
+    }
+}
+
+/// Checks that a local revision is still there and that its AppSpec reads.
+#[derive(Debug)]
+pub struct LocalRevisions;
+
+impl RevisionSource for LocalRevisions {
+    async fn validate(&self, d: &Deployment) -> Result<Validation, PortError> {
+        let RevisionLocation::Local(local) = &d.revision else {
+            return Ok(Validation::Invalid(ErrorInformation::new(
+                ErrorCode::InvalidRevision,
+                format!(
+                    "cutover local deploys revisions on this machine; this deployment's revision is a {} revision",
+                    d.revision.revision_type()
+                ),
+            )));
+        };
+        let dir = PathBuf::from(&local.path);
+        let checked = find_appspec(&dir, None)
+            .map_err(|e| e.to_string())
+            .and_then(|path| {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                parse_server(&text, "appspec.yml").map_err(|e| e.to_string())
+            });
+        Ok(match checked {
+            Ok(_) => Validation::Valid(None),
+            Err(message) if !dir.exists() => Validation::Invalid(ErrorInformation::new(
+                ErrorCode::RevisionMissing,
+                format!("The revision {} is gone: {message}", dir.display()),
+            )),
+            Err(message) => {
+                Validation::Invalid(ErrorInformation::new(ErrorCode::InvalidRevision, message))
+            }
+        })
+    }
+}
+
+/// Hosts on this machine: each a directory that is its `/` (or `/` itself), running the agent
+/// library in-process on a blocking thread.
+#[derive(Debug)]
+pub struct LocalHosts {
+    store: Arc<LocalStore>,
+    parallel: Arc<Semaphore>,
+    kill_grace: Duration,
+}
+
+impl LocalHosts {
+    pub fn new(store: Arc<LocalStore>, parallel_hosts: usize) -> Self {
+        LocalHosts {
+            store,
+            parallel: Arc::new(Semaphore::new(parallel_hosts.max(1))),
+            kill_grace: Duration::from_secs(10),
+        }
+    }
+
+    fn request(&self, d: &Deployment, target: &TargetId) -> Result<RunRequest, PortError> {
+        let hosts = self
+            .store
+            .hosts(&d.application_name, &d.group.deployment_group_name)?;
+        let host = hosts
+            .into_iter()
+            .find(|h| h.name == target.as_str())
+            .ok_or_else(|| {
+                PortError::permanent(format!(
+                    "{target} is no longer a host of deployment group {}",
+                    d.group.deployment_group_name
+                ))
+            })?;
+        let RevisionLocation::Local(local) = &d.revision else {
+            return Err(PortError::permanent(format!(
+                "{target} can only install a revision on this machine"
+            )));
+        };
+        let root = DeploymentRoot::new(HostRoot::new(&host.root), DEFAULT_ROOT)
+            .map_err(|e| PortError::permanent(format!("{target}: {e}")))?;
+        Ok(RunRequest {
+            deployment_id: d.deployment_id.to_string(),
+            application_name: d.application_name.clone(),
+            group_name: d.group.deployment_group_name.clone(),
+            group_id: d.group.deployment_group_id.clone(),
+            bundle: BundleSource::Path(PathBuf::from(&local.path)),
+            sha256: None,
+            appspec_name: None,
+            revision: None,
+            file_exists_behavior: Some(d.options.file_exists_behavior),
+            ignore_application_stop_failures: d.options.ignore_application_stop_failures,
+            root,
+            limits: BundleLimits::default(),
+            fetch: FetchOptions::default(),
+            kill_grace: self.kill_grace,
+            tools: Tools::default(),
+        })
+    }
+}
+
+impl HookRunner for LocalHosts {
+    async fn run_event(
+        &self,
+        d: &Deployment,
+        target: &TargetId,
+        event: LifecycleEventName,
+    ) -> Result<LifecycleOutcome, PortError> {
+        let req = self.request(d, target)?;
+        let _turn = self
+            .parallel
+            .acquire()
+            .await
+            .map_err(|e| PortError::permanent(e.to_string()))?;
+        let report = tokio::task::spawn_blocking(move || {
+            cutover_agent::run::run(&req, &[event], |_| {}).pop()
+        })
+        .await
+        .map_err(|e| PortError::permanent(format!("{target} {event}: {e}")))?
+        .ok_or_else(|| PortError::permanent(format!("{target} did not report {event}")))?;
+        let status = match report.status {
+            LifecycleEventStatus::Succeeded => OutcomeStatus::Succeeded,
+            LifecycleEventStatus::Skipped => OutcomeStatus::Skipped,
+            _ => OutcomeStatus::Failed,
+        };
+        Ok(LifecycleOutcome {
+            status,
+            diagnostics: report.diagnostics,
+            start_time: report.start_time,
+            end_time: report.end_time,
+        })
+    }
+
+    /// Scripts already running are let finish: the engine starts nothing more on these hosts
+    /// once the deployment is over, which is the next safe point.
+    async fn stop(&self, _d: &Deployment, _targets: &[TargetId]) -> Result<(), PortError> {
+        Ok(())
+    }
+}
+
+/// Where trigger notifications go, one JSON object per line, as a topic would receive them.
+pub const NOTIFICATIONS_FILE: &str = "notifications.jsonl";
+
+/// Appends trigger notifications to a file in the state directory.
+#[derive(Debug)]
+pub struct FileNotifier(PathBuf);
+
+impl Notifier for FileNotifier {
+    async fn notify(
+        &self,
+        d: &Deployment,
+        event: TriggerEventType,
+        target: Option<&TargetId>,
+    ) -> Result<(), PortError> {
+        let line = serde_json::json!({
+            "eventTriggerName": event,
+            "applicationName": d.application_name,
+            "deploymentGroupName": d.group.deployment_group_name,
+            "deploymentId": d.deployment_id,
+            "instanceId": target,
+            "status": d.status(),
+            "time": now(),
+        });
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.0)?;
+            writeln!(f, "{line}")
+        };
+        write().map_err(|e| PortError::transient(format!("{}: {e}", self.0.display())))
+    }
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        now()
+    }
+}
