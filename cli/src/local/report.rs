@@ -32,18 +32,9 @@ pub fn print_deployment(store: &LocalStore, d: &Deployment, json: bool) -> anyho
     Ok(())
 }
 
-/// A deployment as `status` shows it, with where it stands when it has not finished.
+/// A deployment as `status` shows it.
 pub fn print_status(store: &LocalStore, d: &Deployment, json: bool) -> anyhow::Result<()> {
-    print_deployment(store, d, json)?;
-    if !json && let Some(r) = &d.rollback_info {
-        if let Some(id) = &r.rollback_deployment_id {
-            println!("rolled back by {id}");
-        }
-        if let Some(id) = &r.rollback_triggering_deployment_id {
-            println!("rollback of {id}");
-        }
-    }
-    Ok(())
+    print_deployment(store, d, json)
 }
 
 fn print_traffic(store: &LocalStore, d: &Deployment) -> anyhow::Result<()> {
