@@ -4,6 +4,7 @@
 mod deploy;
 mod report;
 
+use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -195,7 +196,35 @@ struct Local {
     state_dir: PathBuf,
     engine: Engine<LocalPorts>,
     runtime: tokio::runtime::Runtime,
-    progress: Arc<Mutex<Option<Progress>>>,
+    watch: Arc<Mutex<Watch>>,
+}
+
+/// The deployments whose progress this process shows: the ones it was asked about and the
+/// rollbacks they start. Other deployments it touches (the next one in a group's queue, told
+/// that the lock is free) belong to other terminals.
+#[derive(Default)]
+struct Watch {
+    ids: HashSet<DeploymentId>,
+    progress: Option<Progress>,
+}
+
+impl Watch {
+    fn observe(&mut self, d: &Deployment) {
+        let Some(progress) = self.progress.as_mut() else {
+            return;
+        };
+        let rollback_of_watched = d
+            .rollback_info
+            .as_ref()
+            .and_then(|r| r.rollback_triggering_deployment_id.as_ref())
+            .is_some_and(|id| self.ids.contains(id));
+        if rollback_of_watched {
+            self.ids.insert(d.deployment_id.clone());
+        }
+        if self.ids.contains(&d.deployment_id) {
+            progress.observe(d);
+        }
+    }
 }
 
 impl Local {
@@ -206,12 +235,13 @@ impl Local {
 
     fn open_dir(state_dir: &Path) -> anyhow::Result<Self> {
         let store = Arc::new(LocalStore::open(state_dir)?);
-        let progress: Arc<Mutex<Option<Progress>>> = Arc::new(Mutex::new(None));
-        let observer = progress.clone();
+        let watch: Arc<Mutex<Watch>> = Arc::default();
+        let observer = watch.clone();
         store.on_commit(move |d| {
-            if let Some(p) = observer.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-                p.observe(d);
-            }
+            observer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .observe(d)
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -221,7 +251,7 @@ impl Local {
             state_dir: state_dir.to_owned(),
             engine: Engine::new(LocalPorts::new(store, state_dir)),
             runtime,
-            progress,
+            watch,
         })
     }
 
@@ -242,19 +272,19 @@ impl Local {
         })
     }
 
-    /// Shows progress on stderr while deployments run.
-    fn show_progress(&self) {
+    /// Shows on stderr how these deployments (and the rollbacks they start) progress.
+    fn show_progress(&self, ids: &[DeploymentId]) {
         let live = std::io::stderr().is_terminal();
-        *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = Some(Progress::new(live));
+        let mut watch = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+        watch.ids.extend(ids.iter().cloned());
+        if watch.progress.is_none() {
+            watch.progress = Some(Progress::new(live));
+        }
     }
 
     fn end_progress(&self) {
-        if let Some(p) = self
-            .progress
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
+        let mut watch = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = watch.progress.as_mut() {
             p.finish();
         }
     }
@@ -277,7 +307,7 @@ impl Local {
         for id in &adopted {
             eprintln!("Resuming {id}: the process that ran it is gone");
         }
-        self.show_progress();
+        self.show_progress(&adopted);
         self.drive()
     }
 
