@@ -109,7 +109,7 @@ pub fn outcome(d: &Deployment) -> Outcome {
     let reason = match &d.error_information {
         Some(e) => format!(": {}: {}", e.code, e.message),
         None if d.is_finished() => String::new(),
-        None => " yet".to_owned(),
+        None => " (not finished)".to_owned(),
     };
     eprintln!("deployment {} is {}{reason}", d.deployment_id, d.status());
     Outcome::Failed
