@@ -251,13 +251,20 @@ impl<P: Ports> Engine<P> {
                     .finish(&d, status, hand_lock_to.as_ref())
                     .await
                     .map_err(EngineError::port("store"))?;
-                match holder {
-                    // Telling it twice is harmless: the core ignores a lock it already holds.
-                    Some(next) if &next != id => self
-                        .deliver(&next, vec![Event::GroupLockAcquired])
-                        .await
-                        .map(drop),
-                    _ => Ok(()),
+                let Some(next) = holder.filter(|next| next != id) else {
+                    return Ok(());
+                };
+                // Telling it twice is harmless: the core ignores a lock it already holds.
+                match self.deliver(&next, vec![Event::GroupLockAcquired]).await {
+                    // The rollback's StartRollback, queued with this step, has not been carried
+                    // out yet. Once it is, the rollback's `Created` asks for the lock and finds
+                    // it is already the rollback's.
+                    Err(EngineError::DeploymentNotFound(_))
+                        if hand_lock_to.as_ref() == Some(&next) =>
+                    {
+                        Ok(())
+                    }
+                    result => result.map(drop),
                 }
             }
         }
