@@ -1025,7 +1025,9 @@ mod tests {
         fn start(&mut self, n: usize, mut observe: impl FnMut(&Deployment)) {
             for event in [
                 Event::Created,
-                Event::GroupLockAcquired,
+                Event::GroupLockAcquired {
+                    last_successful: None,
+                },
                 Event::RevisionValidated { revision: None },
                 Event::TargetsResolved { targets: hosts(n) },
             ] {

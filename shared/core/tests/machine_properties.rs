@@ -239,7 +239,7 @@ proptest! {
         }
         let events = [
             Event::Created,
-            Event::GroupLockAcquired,
+            Event::GroupLockAcquired { last_successful: None },
             Event::RevisionValidated { revision: None },
             Event::TargetsResolved { targets: hosts(3) },
             finished(&TargetId::new(format!("host-{}", host + 1)), event, failed),

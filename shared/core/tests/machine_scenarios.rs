@@ -114,7 +114,13 @@ fn the_commands_follow_codedeploys_order() {
     );
     world.inbox.clear();
     assert_eq!(
-        host_commands(&mut world, &id, Event::GroupLockAcquired),
+        host_commands(
+            &mut world,
+            &id,
+            Event::GroupLockAcquired {
+                last_successful: None
+            }
+        ),
         [Command::ValidateRevision]
     );
     world.inbox.clear();
@@ -170,7 +176,9 @@ fn with_traffic_control_hosts_are_blocked_and_allowed_around_the_install() {
     let id = world.create(request(2, group(true), one_at_a_time(), "v1"));
     for e in [
         Event::Created,
-        Event::GroupLockAcquired,
+        Event::GroupLockAcquired {
+            last_successful: None,
+        },
         Event::RevisionValidated { revision: None },
     ] {
         world.deliver(&id, e);
@@ -299,7 +307,9 @@ fn half_at_a_time_starts_four_of_nine_in_one_command() {
     ));
     for e in [
         Event::Created,
-        Event::GroupLockAcquired,
+        Event::GroupLockAcquired {
+            last_successful: None,
+        },
         Event::RevisionValidated { revision: None },
     ] {
         world.deliver(&id, e);
@@ -920,7 +930,12 @@ fn a_validated_revision_is_pinned_to_the_object_found() {
     let mut req = request(1, group(false), one_at_a_time(), "v1");
     req.revision = s3(None, "releases");
     let mut d = Deployment::create(req, world_now()).unwrap();
-    for e in [Event::Created, Event::GroupLockAcquired] {
+    for e in [
+        Event::Created,
+        Event::GroupLockAcquired {
+            last_successful: None,
+        },
+    ] {
         d = machine::advance(&d, e, world_now()).unwrap().deployment;
     }
     let pinned = machine::advance(
@@ -1174,4 +1189,40 @@ fn two_thousand_hosts_deploy_one_at_a_time_to_the_end() {
     assert_eq!(d.overview().succeeded, 2000);
     assert_eq!(world.finished, [(id.clone(), FinalStatus::Succeeded)]);
     assert_eq!(world.max_out_of_service[&id], 1);
+}
+
+#[test]
+fn a_deployment_that_waited_in_the_queue_rolls_back_to_what_succeeded_while_it_waited() {
+    let mut g = group(false);
+    g.auto_rollback_configuration = Some(rollback_on(&[AutoRollbackEvent::DeploymentFailure]));
+    let mut world = World::new(hosts(2));
+    let v1 = world.create(request(1, g.clone(), one_at_a_time(), "v1"));
+    world.run();
+    // v3 is created while v2 runs, so when it was created the last success was v1.
+    let v2 = world.create(request(2, g.clone(), one_at_a_time(), "v2"));
+    let v3 = world.create(request(3, g, one_at_a_time(), "v3"));
+    assert_eq!(
+        world
+            .deployment(&v3)
+            .previous
+            .as_ref()
+            .map(|p| &p.deployment_id),
+        Some(&v1)
+    );
+    run_until(&mut world, &v2, |d| d.is_finished());
+    assert_eq!(world.deployment(&v2).status(), DeploymentStatus::Succeeded);
+    world.fail("host-1", ValidateService);
+    world.run();
+
+    assert_eq!(world.deployment(&v3).status(), DeploymentStatus::Failed);
+    let rollback = world.deployment(&v3.derive("rollback"));
+    assert_eq!(
+        rollback.revision,
+        revision("v2"),
+        "v2 succeeded while v3 waited, so v3 rolls back to v2"
+    );
+    assert_eq!(
+        world.deployment(&v3).info().previous_revision,
+        Some(revision("v2"))
+    );
 }

@@ -172,7 +172,7 @@ impl<P: Ports> Engine<P> {
                     .await
                     .map_err(EngineError::port("store"))?
                 {
-                    LockDecision::Acquired => Event::GroupLockAcquired,
+                    LockDecision::Acquired => self.lock_acquired(&d).await?,
                     LockDecision::Queued { active, .. } => Event::GroupLockBusy { active },
                 };
                 self.deliver(id, vec![event]).await.map(drop)
@@ -255,7 +255,8 @@ impl<P: Ports> Engine<P> {
                     return Ok(());
                 };
                 // Telling it twice is harmless: the core ignores a lock it already holds.
-                match self.deliver(&next, vec![Event::GroupLockAcquired]).await {
+                let acquired = self.lock_acquired(&d).await?;
+                match self.deliver(&next, vec![acquired]).await {
                     // The rollback's StartRollback, queued with this step, has not been carried
                     // out yet. Once it is, the rollback's `Created` asks for the lock and finds
                     // it is already the rollback's.
@@ -268,6 +269,17 @@ impl<P: Ports> Engine<P> {
                 }
             }
         }
+    }
+
+    /// `GroupLockAcquired` for a deployment of `d`'s group, with the group's last success now.
+    async fn lock_acquired(&self, d: &Deployment) -> Result<Event, EngineError> {
+        let last_successful = self
+            .ports
+            .store()
+            .last_successful(&d.application_name, &d.group.deployment_group_name)
+            .await
+            .map_err(EngineError::port("store"))?;
+        Ok(Event::GroupLockAcquired { last_successful })
     }
 
     /// Runs `events` on one host, one at a time, saving each outcome before the next starts.
@@ -295,6 +307,8 @@ impl<P: Ports> Engine<P> {
             let started = self.ports.clock().now();
             let outcome = match self.ports.hosts().run_event(&d, target, event).await {
                 Ok(outcome) => outcome,
+                // The step is delivered again later and resumes at this event.
+                Err(e) if e.retryable => return Err(EngineError::port("hosts")(e)),
                 Err(e) => LifecycleOutcome {
                     status: OutcomeStatus::Failed,
                     diagnostics: Some(Diagnostics::new(

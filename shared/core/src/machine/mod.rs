@@ -37,8 +37,13 @@ use crate::time::Timestamp;
 pub enum Event {
     /// The deployment was saved; it asks for its group's lock.
     Created,
-    /// The deployment holds its group's lock and may start.
-    GroupLockAcquired,
+    /// The deployment holds its group's lock and may start. `last_successful` is the group's last
+    /// successful deployment at that moment: a deployment that waited in the queue rolls back to
+    /// what succeeded while it waited, not to what had succeeded when it was created.
+    GroupLockAcquired {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_successful: Option<PreviousDeployment>,
+    },
     /// Another deployment of the group is active; this one waits behind it.
     GroupLockBusy { active: DeploymentId },
     /// The revision exists and is well formed. `revision` pins what was found (for example the
@@ -70,7 +75,7 @@ impl Event {
     pub fn kind(&self) -> EventKind {
         match self {
             Event::Created => EventKind::Created,
-            Event::GroupLockAcquired => EventKind::GroupLockAcquired,
+            Event::GroupLockAcquired { .. } => EventKind::GroupLockAcquired,
             Event::GroupLockBusy { .. } => EventKind::GroupLockBusy,
             Event::RevisionValidated { .. } => EventKind::RevisionValidated,
             Event::RevisionInvalid { .. } => EventKind::RevisionInvalid,

@@ -203,7 +203,15 @@ pub(super) fn apply(
         (Phase::Finished { .. }, _) => {}
 
         (Phase::Created, Event::Created) => out.push(Command::AcquireGroupLock),
-        (Phase::Created | Phase::Queued { .. }, Event::GroupLockAcquired) => {
+        (Phase::Created | Phase::Queued { .. }, Event::GroupLockAcquired { last_successful }) => {
+            // A rollback keeps the deployment it restores; any other deployment restores what
+            // was last good when it starts.
+            if d.creator != crate::model::DeploymentCreator::CodeDeployRollback
+                && let Some(last) = last_successful
+                && last.deployment_id != d.deployment_id
+            {
+                d.previous = Some(last);
+            }
             d.phase = Phase::ValidatingRevision;
             d.start_time = Some(now);
             out.push(Command::Notify {

@@ -192,7 +192,10 @@ impl World {
     fn execute(&mut self, id: &DeploymentId, command: Command) {
         match command {
             Command::AcquireGroupLock => match self.queue.acquire(id) {
-                LockDecision::Acquired => self.post(id, Event::GroupLockAcquired),
+                LockDecision::Acquired => {
+                    let last_successful = self.last_successful.clone();
+                    self.post(id, Event::GroupLockAcquired { last_successful })
+                }
                 LockDecision::Queued { active, .. } => {
                     self.post(id, Event::GroupLockBusy { active })
                 }
@@ -249,7 +252,8 @@ impl World {
                     });
                 }
                 if let Some(next) = self.queue.release(id, hand_lock_to.as_ref()) {
-                    self.post(&next, Event::GroupLockAcquired);
+                    let last_successful = self.last_successful.clone();
+                    self.post(&next, Event::GroupLockAcquired { last_successful });
                 }
             }
         }
