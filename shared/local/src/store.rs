@@ -133,7 +133,7 @@ pub struct ClaimedStep {
     pub step: Step,
 }
 
-/// Called with every deployment this process saves.
+/// Called with every deployment this process drives, after it saves it.
 type CommitObserver = Box<dyn FnMut(&Deployment) + Send>;
 
 /// The store of one state directory, shared by the tasks of one process.
@@ -192,7 +192,9 @@ impl LocalStore {
         &self.me
     }
 
-    /// Calls `f` with every deployment this process saves, after it is saved.
+    /// Calls `f` with every deployment this process drives, after it saves it. Deployments that
+    /// another process drives, which this one changes only in passing (handing them the group
+    /// lock, stopping them), are left to their own driver to report.
     pub fn on_commit(&self, f: impl FnMut(&Deployment) + Send + 'static) {
         *lock(&self.on_commit) = Some(Box::new(f));
     }
@@ -242,16 +244,18 @@ impl LocalStore {
         let id = &d.deployment_id;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let stored: Option<i64> = tx
+        let stored: Option<(i64, Option<String>)> = tx
             .query_row(
-                "SELECT version FROM deployments WHERE id = ?1",
+                "SELECT version, driver FROM deployments WHERE id = ?1",
                 [id.as_str()],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        if stored != expected.map(|v| v as i64) {
+        if stored.as_ref().map(|(version, _)| *version) != expected.map(|v| v as i64) {
             return Ok(Commit::Conflict);
         }
+        let me = self.me.to_string();
+        let driven_here = stored.is_none_or(|(_, driver)| driver.as_deref() == Some(me.as_str()));
         let mut meta = d.clone();
         meta.targets = Vec::new();
         let meta = serde_json::to_string(&meta)?;
@@ -272,7 +276,7 @@ impl LocalStore {
                         d.group.deployment_group_name,
                         d.version as i64,
                         d.is_finished(),
-                        self.me.to_string(),
+                        me,
                         meta
                     ],
                 )?;
@@ -311,7 +315,7 @@ impl LocalStore {
         if queued {
             self.queued.notify_one();
         }
-        if let Some(f) = lock(&self.on_commit).as_mut() {
+        if driven_here && let Some(f) = lock(&self.on_commit).as_mut() {
             f(d);
         }
         Ok(Commit::Saved)
