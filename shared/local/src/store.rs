@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use cutover_core::config::DeploymentConfigInfo;
 use cutover_core::lock::{GroupQueue, LockDecision};
@@ -24,6 +25,9 @@ use crate::process::ProcessId;
 
 /// The database file inside a state directory.
 pub const DATABASE_FILE: &str = "state.db";
+
+/// How long the store waits for another process's lock on the database before it gives up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS deployments (
@@ -105,12 +109,7 @@ pub enum StoreError {
 
 impl From<StoreError> for PortError {
     fn from(e: StoreError) -> Self {
-        let busy = matches!(
-            &e,
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
-                if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-        );
-        if busy {
+        if matches!(&e, StoreError::Sqlite(e) if is_busy(e)) {
             PortError::transient(e.to_string())
         } else {
             PortError::permanent(e.to_string())
@@ -133,7 +132,7 @@ pub struct ClaimedStep {
     pub step: Step,
 }
 
-/// Called with every deployment this process saves.
+/// Called with every deployment this process drives, after it saves it.
 type CommitObserver = Box<dyn FnMut(&Deployment) + Send>;
 
 /// The store of one state directory, shared by the tasks of one process.
@@ -167,16 +166,28 @@ impl LocalStore {
         let path = state_dir.join(DATABASE_FILE);
         let open = |path: &Path| -> Result<Connection, rusqlite::Error> {
             let conn = Connection::open(path)?;
-            conn.busy_timeout(std::time::Duration::from_secs(30))?;
+            conn.busy_timeout(BUSY_TIMEOUT)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.execute_batch(SCHEMA)?;
             Ok(conn)
         };
-        let conn = open(&path).map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        // Making a new database WAL takes a lock that SQLite does not wait for, so processes
+        // that open a new state directory at the same time try again until one has done it.
+        let deadline = Instant::now() + BUSY_TIMEOUT;
+        let conn = loop {
+            match open(&path) {
+                Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                result => {
+                    break result.map_err(|source| StoreError::Open {
+                        path: path.clone(),
+                        source,
+                    })?;
+                }
+            }
+        };
         Ok(LocalStore {
             path,
             conn: Mutex::new(conn),
@@ -192,7 +203,9 @@ impl LocalStore {
         &self.me
     }
 
-    /// Calls `f` with every deployment this process saves, after it is saved.
+    /// Calls `f` with every deployment this process drives, after it saves it. Deployments that
+    /// another process drives, which this one changes only in passing (handing them the group
+    /// lock, stopping them), are left to their own driver to report.
     pub fn on_commit(&self, f: impl FnMut(&Deployment) + Send + 'static) {
         *lock(&self.on_commit) = Some(Box::new(f));
     }
@@ -242,16 +255,18 @@ impl LocalStore {
         let id = &d.deployment_id;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let stored: Option<i64> = tx
+        let stored: Option<(i64, Option<String>)> = tx
             .query_row(
-                "SELECT version FROM deployments WHERE id = ?1",
+                "SELECT version, driver FROM deployments WHERE id = ?1",
                 [id.as_str()],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        if stored != expected.map(|v| v as i64) {
+        if stored.as_ref().map(|(version, _)| *version) != expected.map(|v| v as i64) {
             return Ok(Commit::Conflict);
         }
+        let me = self.me.to_string();
+        let driven_here = stored.is_none_or(|(_, driver)| driver.as_deref() == Some(me.as_str()));
         let mut meta = d.clone();
         meta.targets = Vec::new();
         let meta = serde_json::to_string(&meta)?;
@@ -272,7 +287,7 @@ impl LocalStore {
                         d.group.deployment_group_name,
                         d.version as i64,
                         d.is_finished(),
-                        self.me.to_string(),
+                        me,
                         meta
                     ],
                 )?;
@@ -311,7 +326,7 @@ impl LocalStore {
         if queued {
             self.queued.notify_one();
         }
-        if let Some(f) = lock(&self.on_commit).as_mut() {
+        if driven_here && let Some(f) = lock(&self.on_commit).as_mut() {
             f(d);
         }
         Ok(Commit::Saved)
@@ -700,6 +715,15 @@ impl LocalStore {
         }
         Ok(adopted)
     }
+}
+
+/// True when another connection holds the lock that `e` needed: trying again later may work.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
