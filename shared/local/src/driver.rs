@@ -19,7 +19,7 @@ use crate::store::StoreError;
 /// How often the queue is read for steps that other processes queued (steps this process
 /// queues wake the loop at once).
 const POLL: Duration = Duration::from_millis(50);
-/// How often alarms are read and dead drivers looked for.
+/// How often dead drivers are looked for.
 const WATCH: Duration = Duration::from_millis(250);
 /// How long a step that failed for a passing reason waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_millis(200);
@@ -57,11 +57,12 @@ pub async fn drive<H: HookRunner>(
                     events.adopted(&id);
                 }
             }
-            for id in store.driven()? {
-                // A failure to read alarms is the engine's to judge; only the store can fail here.
-                if let Err(e) = engine.check_alarms(&id).await {
-                    events.step_failed(&id, &e.to_string());
-                }
+        }
+        // Alarms are read before every step, so a deployment stops before its next host work.
+        for id in store.driven()? {
+            // A failure to read alarms is the engine's to judge; only the store can fail here.
+            if let Err(e) = engine.check_alarms(&id).await {
+                events.step_failed(&id, &e.to_string());
             }
         }
         while let Some(claimed) = store.claim_step()? {
