@@ -86,18 +86,21 @@ impl<P: Ports> Engine<P> {
         for _ in 0..MAX_CONFLICTS {
             let before = self.load(id).await?;
             let now = self.ports.clock().now();
-            let mut after = before.clone();
+            // Copying a deployment costs a pointer per target, so the first event advances
+            // `before` itself rather than a copy of it.
+            let mut advanced: Option<Deployment> = None;
             let mut next = Vec::new();
             for event in &events {
-                let t = machine::advance(&after, event.clone(), now)?;
-                after = t.deployment;
+                let t = machine::advance(advanced.as_ref().unwrap_or(&before), event.clone(), now)?;
+                advanced = Some(t.deployment);
                 next.extend(t.commands.into_iter().map(|c| Step::command(id.clone(), c)));
             }
             // `Created` asks for the lock without changing anything, so an unchanged deployment
             // may still have steps to queue.
-            if after.version == before.version && next.is_empty() {
-                return Ok(before);
-            }
+            let after = match advanced {
+                Some(after) if after.version != before.version || !next.is_empty() => after,
+                _ => return Ok(before),
+            };
             match self
                 .ports
                 .store()
@@ -291,8 +294,10 @@ impl<P: Ports> Engine<P> {
         target: &TargetId,
         events: &[LifecycleEventName],
     ) -> Result<(), EngineError> {
+        // After the first event, `d` is what `deliver` just saved: reading it back before the
+        // next event would cost a store read and a copy, and be no fresher.
+        let mut d = self.load(id).await?;
         for &event in events {
-            let d = self.load(id).await?;
             if d.is_finished() {
                 return Ok(());
             }
@@ -326,8 +331,8 @@ impl<P: Ports> Engine<P> {
                 event,
                 outcome,
             };
-            let after = self.deliver(id, vec![finished]).await?;
-            if event_status(&after, target, event) != Some(LifecycleEventStatus::Succeeded) {
+            d = self.deliver(id, vec![finished]).await?;
+            if event_status(&d, target, event) != Some(LifecycleEventStatus::Succeeded) {
                 return Ok(());
             }
         }

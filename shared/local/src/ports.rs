@@ -255,12 +255,13 @@ impl LocalHosts {
     }
 
     fn request(&self, d: &Deployment, target: &TargetId) -> Result<RunRequest, PortError> {
-        let hosts = self
+        let host = self
             .store
-            .hosts(&d.application_name, &d.group.deployment_group_name)?;
-        let host = hosts
-            .into_iter()
-            .find(|h| h.name == target.as_str())
+            .host(
+                &d.application_name,
+                &d.group.deployment_group_name,
+                target.as_str(),
+            )?
             .ok_or_else(|| {
                 PortError::permanent(format!(
                     "{target} is no longer a host of deployment group {}",

@@ -267,9 +267,13 @@ impl LocalStore {
         }
         let me = self.me.to_string();
         let driven_here = stored.is_none_or(|(_, driver)| driver.as_deref() == Some(me.as_str()));
-        let mut meta = d.clone();
-        meta.targets = Vec::new();
-        let meta = serde_json::to_string(&meta)?;
+        // The cache needs a copy, and a copy costs a pointer per target: the meta row is
+        // written from that copy with its targets set aside, rather than from a second copy.
+        let mut saved = d.clone();
+        let targets = std::mem::take(&mut saved.targets);
+        let meta = serde_json::to_string(&saved);
+        saved.targets = targets;
+        let meta = meta?;
         let previous = match expected {
             None => {
                 let seq: i64 = tx.query_row(
@@ -298,10 +302,9 @@ impl LocalStore {
                     "UPDATE deployments SET version = ?2, finished = ?3, meta = ?4 WHERE id = ?1",
                     params![id.as_str(), d.version as i64, d.is_finished(), meta],
                 )?;
-                lock(&self.cache)
-                    .get(id)
-                    .filter(|c| c.version == v)
-                    .cloned()
+                // Taken out rather than copied: `saved` replaces it below, and a failed commit
+                // only costs the next load a read.
+                lock(&self.cache).remove(id).filter(|c| c.version == v)
             }
         };
         {
@@ -322,7 +325,7 @@ impl LocalStore {
         enqueue(&tx, &next)?;
         tx.commit()?;
         drop(conn);
-        lock(&self.cache).insert(id.clone(), d.clone());
+        lock(&self.cache).insert(id.clone(), saved);
         if queued {
             self.queued.notify_one();
         }
@@ -496,6 +499,26 @@ impl LocalStore {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// One host of the group, by name.
+    pub fn host(
+        &self,
+        application: &str,
+        group: &str,
+        name: &str,
+    ) -> Result<Option<LocalHost>, StoreError> {
+        let conn = self.conn();
+        let mut q = conn.prepare_cached(
+            "SELECT root FROM hosts WHERE application = ?1 AND group_name = ?2 AND name = ?3",
+        )?;
+        let root: Option<String> = q
+            .query_row([application, group, name], |r| r.get(0))
+            .optional()?;
+        Ok(root.map(|root| LocalHost {
+            name: name.to_owned(),
+            root: PathBuf::from(root),
+        }))
     }
 
     pub fn hosts(&self, application: &str, group: &str) -> Result<Vec<LocalHost>, StoreError> {
