@@ -1049,6 +1049,7 @@ fn invalid_input_is_refused_before_any_host_is_touched() {
     assert!(status.success());
 
     let nowhere = local.scratch().join("nowhere");
+    let long_name = "a".repeat(101);
     let cases: Vec<(Vec<&str>, String)> = vec![
         (
             vec![path(&typo)],
@@ -1080,6 +1081,14 @@ fn invalid_input_is_refused_before_any_host_is_touched() {
         (
             vec![path(&webapp), "--host", "bad"],
             "--host bad: expected NAME=ROOT".to_owned(),
+        ),
+        (
+            vec![path(&webapp), "--group", ""],
+            "deployment group name '' is not a valid name".to_owned(),
+        ),
+        (
+            vec![path(&webapp), "--application", &long_name],
+            "is not a valid name: use 1 to 100 characters".to_owned(),
         ),
     ];
     for (args, expected) in cases {

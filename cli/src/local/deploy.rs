@@ -101,6 +101,8 @@ pub fn run(args: DeployArgs) -> anyhow::Result<Outcome> {
         );
     }
 
+    let group = group_info(&local, &args, &config)?;
+
     let id = DeploymentId::from_entropy(entropy());
     let snapshot = state_dir.join("revisions").join(id.as_str());
     let spec = match snapshot_revision(&revision_path, &snapshot) {
@@ -123,7 +125,6 @@ pub fn run(args: DeployArgs) -> anyhow::Result<Outcome> {
             }
         }
     };
-    let group = group_info(&local, &args, &config)?;
     store.put_group(&group)?;
     store.set_hosts(&args.application, &args.group, &hosts)?;
 

@@ -266,6 +266,21 @@ pub struct Alarm {
     pub name: String,
 }
 
+/// The longest application or deployment group name CodeDeploy accepts, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// An application or deployment group name as CodeDeploy accepts it.
+fn check_name(what: &'static str, name: &str) -> Result<(), GroupError> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(GroupError::InvalidName {
+            what,
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// CodeDeploy's `alarmConfiguration`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -406,6 +421,10 @@ pub const MAX_WAIT_MINUTES: u32 = 2880;
 /// A deployment group's settings contradict each other or exceed CodeDeploy's limits.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum GroupError {
+    #[error(
+        "{what} '{name}' is not a valid name: use 1 to {MAX_NAME_CHARS} characters, without control characters"
+    )]
+    InvalidName { what: &'static str, name: String },
     #[error("deployment group '{group}': use either {plain} or {set}, not both")]
     TagFiltersAndTagSet {
         group: String,
@@ -453,6 +472,8 @@ impl DeploymentGroupInfo {
     /// Checks the settings against each other and against CodeDeploy's limits.
     pub fn validate(&self) -> Result<(), GroupError> {
         let group = || self.deployment_group_name.clone();
+        check_name("application name", &self.application_name)?;
+        check_name("deployment group name", &self.deployment_group_name)?;
         if !self.ec2_tag_filters.is_empty() && self.ec2_tag_set.is_some() {
             return Err(GroupError::TagFiltersAndTagSet {
                 group: group(),
@@ -560,6 +581,31 @@ mod tests {
             key: Some(key.into()),
             value: Some(value.into()),
             filter_type,
+        }
+    }
+
+    #[test]
+    fn names_are_one_to_a_hundred_characters_without_control_characters() {
+        let group = |app: &str, name: &str| DeploymentGroupInfo {
+            application_name: app.into(),
+            deployment_group_name: name.into(),
+            ..Default::default()
+        };
+        assert_eq!(group("App", "Fleet").validate(), Ok(()));
+        assert_eq!(group(&"é".repeat(100), "Fleet").validate(), Ok(()));
+        for (app, name) in [
+            ("", "Fleet"),
+            ("App", ""),
+            (&"a".repeat(101) as &str, "Fleet"),
+            ("App", "line\nbreak"),
+        ] {
+            assert!(
+                matches!(
+                    group(app, name).validate(),
+                    Err(GroupError::InvalidName { .. })
+                ),
+                "{app:?} / {name:?}"
+            );
         }
     }
 
