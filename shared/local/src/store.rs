@@ -29,6 +29,10 @@ pub const DATABASE_FILE: &str = "state.db";
 /// How long the store waits for another process's lock on the database before it gives up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The layout version of [`SCHEMA`], kept in SQLite's `user_version`, so that a later layout can
+/// tell what it upgrades from and an older cutover refuses a newer database.
+const SCHEMA_VERSION: i64 = 1;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS deployments (
     id TEXT PRIMARY KEY,
@@ -105,6 +109,10 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the state database holds a record that cutover cannot read: {0}")]
     Corrupt(#[from] serde_json::Error),
+    #[error(
+        "the state database {path} has layout version {found}, newer than this cutover knows ({SCHEMA_VERSION}); use a newer cutover or another --state-dir"
+    )]
+    NewerLayout { path: PathBuf, found: i64 },
 }
 
 impl From<StoreError> for PortError {
@@ -188,6 +196,13 @@ impl LocalStore {
                 }
             }
         };
+        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerLayout { path, found });
+        }
+        if found < SCHEMA_VERSION {
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
         Ok(LocalStore {
             path,
             conn: Mutex::new(conn),

@@ -1,0 +1,126 @@
+//! The SQLite store on its own: what survives reopening, conditional writes, the group lock and
+//! its last success, and refusing a database written by a newer layout.
+
+use cutover_core::config;
+use cutover_core::machine::{CreateDeployment, Deployment, FinalStatus};
+use cutover_core::model::{DeploymentGroupInfo, LocalLocation, RevisionLocation};
+use cutover_core::{DeploymentId, Timestamp};
+use cutover_engine::{Commit, Step};
+use cutover_local::store::DATABASE_FILE;
+use cutover_local::{LocalStore, StoreError};
+
+fn deployment(n: u64) -> Deployment {
+    let group = DeploymentGroupInfo {
+        application_name: "App".into(),
+        deployment_group_name: "Fleet".into(),
+        deployment_group_id: "4f1c2d3e-0000-4000-8000-000000000001".into(),
+        ..Default::default()
+    };
+    let req = CreateDeployment::new(
+        DeploymentId::from_entropy(n),
+        group,
+        config::predefined(config::DEFAULT_SERVER_CONFIG).unwrap(),
+        RevisionLocation::Local(LocalLocation {
+            path: format!("/revisions/v{n}"),
+            bundle_type: None,
+        }),
+    );
+    Deployment::create(req, Timestamp::from_secs(1_700_000_000)).unwrap()
+}
+
+#[test]
+fn a_commit_survives_reopening_with_its_queued_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = deployment(1);
+    {
+        let store = LocalStore::open(dir.path()).unwrap();
+        let created = Step::event(
+            d.deployment_id.clone(),
+            cutover_core::machine::Event::Created,
+        );
+        assert_eq!(
+            store.commit_deployment(&d, None, vec![created]).unwrap(),
+            Commit::Saved
+        );
+    }
+    let store = LocalStore::open(dir.path()).unwrap();
+    assert_eq!(store.load_deployment(&d.deployment_id).unwrap(), Some(d.clone()));
+    let claimed = store
+        .claim_step()
+        .unwrap()
+        .expect("the queued step is still there");
+    assert_eq!(claimed.step.deployment_id, d.deployment_id);
+    assert!(store.claim_step().unwrap().is_none(), "claimed only once");
+}
+
+#[test]
+fn a_commit_on_a_stale_version_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(dir.path()).unwrap();
+    let d = deployment(2);
+    store.commit_deployment(&d, None, vec![]).unwrap();
+    assert_eq!(
+        store.commit_deployment(&d, None, vec![]).unwrap(),
+        Commit::Conflict,
+        "a second create of the same id"
+    );
+    let mut newer = d.clone();
+    newer.version = 1;
+    newer.description = Some("newer".into());
+    assert_eq!(
+        store.commit_deployment(&newer, Some(0), vec![]).unwrap(),
+        Commit::Saved
+    );
+    let mut stale = d.clone();
+    stale.version = 1;
+    stale.description = Some("stale".into());
+    assert_eq!(
+        store.commit_deployment(&stale, Some(0), vec![]).unwrap(),
+        Commit::Conflict
+    );
+    let reopened = LocalStore::open(dir.path()).unwrap();
+    let saved = reopened.load_deployment(&d.deployment_id).unwrap().unwrap();
+    assert_eq!(saved.description.as_deref(), Some("newer"));
+}
+
+#[test]
+fn an_older_finish_delivered_again_does_not_bring_back_its_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(dir.path()).unwrap();
+    let (older, newer) = (deployment(3), deployment(4));
+    for d in [&older, &newer] {
+        store.commit_deployment(d, None, vec![]).unwrap();
+    }
+    store.acquire_group_lock(&older).unwrap();
+    assert_eq!(
+        store.finish(&older, FinalStatus::Succeeded, None).unwrap(),
+        None
+    );
+    store.acquire_group_lock(&newer).unwrap();
+    store.finish(&newer, FinalStatus::Succeeded, None).unwrap();
+    store.finish(&older, FinalStatus::Succeeded, None).unwrap();
+    let last = store.last_successful("App", "Fleet").unwrap().unwrap();
+    assert_eq!(last.deployment_id, newer.deployment_id);
+}
+
+#[test]
+fn a_database_from_a_newer_layout_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(LocalStore::open(dir.path()).unwrap());
+    let path = dir.path().join(DATABASE_FILE);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let err = LocalStore::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(err, StoreError::NewerLayout { found: 99, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("use a newer cutover"), "{err}");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 99);
+}
