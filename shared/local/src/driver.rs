@@ -59,6 +59,8 @@ pub async fn drive<H: HookRunner>(
             }
         }
         // Alarms are read before every step, so a deployment stops before its next host work.
+        // Awaiting here while steps are in flight is safe because the local store never yields
+        // while the engine holds its decision lock: a step paused mid-decision cannot exist.
         for id in store.driven()? {
             // A failure to read alarms is the engine's to judge; only the store can fail here.
             if let Err(e) = engine.check_alarms(&id).await {
