@@ -11,7 +11,7 @@ use cutover_tests::{binary, repo_root, stderr, stdout};
 use serde_json::Value;
 
 /// A revision whose hooks log `start EVENT` and `end EVENT` to `/var/log/events.log` on their
-/// host. On host-2, the first AfterInstall hangs (after writing its pid) until it is killed.
+/// host. On host-2, the first AfterInstall hangs (after writing its pid) until it is stopped.
 fn logging_revision(dir: &Path) -> PathBuf {
     let rev = dir.join("rev");
     fs::create_dir_all(rev.join("scripts")).unwrap();
@@ -94,6 +94,18 @@ fn host_log(state: &Path, host: &str) -> Vec<String> {
         .collect()
 }
 
+/// True while the process runs (a zombie waiting for its parent counts as gone).
+fn alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
 fn count(lines: &[String], line: &str) -> usize {
     lines.iter().filter(|l| *l == line).count()
 }
@@ -119,8 +131,13 @@ fn a_killed_deploy_resumes_without_running_finished_lifecycle_events_again() {
     );
     deploy.kill().unwrap();
     deploy.wait().unwrap();
-    let hung = fs::read_to_string(&pid_file).unwrap();
-    let _ = Command::new("kill").args(["-9", hung.trim()]).status();
+    // The hook outlives the process that ran it, as scripts do when their runner is killed.
+    let hung: u32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(hung), "the interrupted hook still runs");
 
     // The next command, whatever it is, finishes the deployment first.
     let out = cutover_in(&state, &["local", "status"]);
@@ -130,6 +147,10 @@ fn a_killed_deploy_resumes_without_running_finished_lifecycle_events_again() {
         stderr(&out)
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !alive(hung),
+        "the hook left running by the killed process was stopped before AfterInstall ran again"
+    );
 
     let status = status_json(&state);
     assert_eq!(status["deploymentInfo"]["status"], "Succeeded");

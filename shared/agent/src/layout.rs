@@ -105,6 +105,12 @@ impl DeploymentRoot {
         self.instructions_dir().join(format!("{group_id}-cleanup"))
     }
 
+    /// Where the group's running hook script is recorded while it runs.
+    pub fn running_script_file(&self, group_id: &str) -> PathBuf {
+        self.instructions_dir()
+            .join(format!("{group_id}-running-script"))
+    }
+
     pub fn install_file(&self, group_id: &str) -> PathBuf {
         self.instructions_dir()
             .join(format!("{group_id}-install.json"))

@@ -81,6 +81,8 @@ pub fn run(
     events: &[LifecycleEventName],
     mut on_event: impl FnMut(&EventReport),
 ) -> Vec<EventReport> {
+    // A script still running from a visit whose process died would run beside this one's.
+    hooks::stop_left_behind(&req.root.running_script_file(&req.group_id), req.kill_grace);
     let mut reports = Vec::with_capacity(events.len());
     let mut failed = false;
     for &event in events {
@@ -313,6 +315,10 @@ fn run_hooks(
         revision: req.revision.clone(),
         host_root: req.root.host().env_value(),
     };
+    let record = req.root.running_script_file(&req.group_id);
+    if let Some(parent) = record.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
     Ok(hooks::run_event(HookContext {
         event,
         scripts: spec.scripts(event),
@@ -320,5 +326,6 @@ fn run_hooks(
         env: &env,
         log: &mut log,
         kill_grace: req.kill_grace,
+        record: Some(&record),
     }))
 }

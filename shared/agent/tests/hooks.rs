@@ -69,6 +69,7 @@ impl Deployment {
             env,
             log: &mut log,
             kill_grace: GRACE,
+            record: None,
         })
     }
 
@@ -677,6 +678,7 @@ fn diagnostics_a_scripts_log_that_cannot_be_written_is_unknown_error() {
         env: &hook_env(),
         log: &mut log,
         kill_grace: GRACE,
+        record: None,
     });
     assert_eq!(
         diag.error_code,
@@ -689,4 +691,83 @@ fn diagnostics_a_scripts_log_that_cannot_be_written_is_unknown_error() {
         "{diag:?}"
     );
     assert_eq!(d.read("order.txt"), "a\n");
+}
+
+/// A process in its own group, as a script left behind by a run whose process died would be.
+fn orphan_group() -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    std::process::Command::new("sh")
+        .args(["-c", "while :; do sleep 1; done"])
+        .process_group(0)
+        .spawn()
+        .unwrap()
+}
+
+fn gone(pid: u32) -> bool {
+    cutover_agent::hooks::start_time(pid as i32).is_none()
+}
+
+#[test]
+fn hooks_left_behind_a_running_script_is_recorded_while_it_runs_and_the_record_removed_after() {
+    let d = Deployment::new();
+    let record = d.root.parent().unwrap().join("running-script");
+    d.sh(
+        "scripts/look.sh",
+        &format!("cat '{}' > seen", record.display()),
+    );
+    let mut log = ScriptLog::open(&d.log, "d-ABCDEFGHI").unwrap();
+    let diag = run_event(HookContext {
+        event: AfterInstall,
+        scripts: &[script("scripts/look.sh")],
+        bundle_root: &d.root,
+        env: &hook_env(),
+        log: &mut log,
+        kill_grace: GRACE,
+        record: Some(&record),
+    });
+    assert_eq!(diag.error_code, LifecycleErrorCode::Success, "{diag:?}");
+    let seen = d.read("seen");
+    let words: Vec<u64> = seen
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    assert_eq!(words.len(), 2, "{seen:?}");
+    assert!(words[0] > 1 && words[1] > 0, "{seen:?}");
+    assert!(!record.exists(), "the record goes when the script ends");
+}
+
+#[test]
+fn hooks_left_behind_a_script_whose_runner_died_is_stopped_before_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut orphan = orphan_group();
+    let pid = orphan.id();
+    let start = cutover_agent::hooks::start_time(pid as i32).unwrap();
+    let record = dir.path().join("running-script");
+    fs::write(&record, format!("{pid} {start}\n")).unwrap();
+
+    let stopped = cutover_agent::hooks::stop_left_behind(&record, GRACE);
+    assert_eq!(stopped, Some(pid as i32));
+    orphan.wait().unwrap();
+    assert!(gone(pid));
+    assert!(!record.exists());
+}
+
+#[test]
+fn hooks_left_behind_a_record_naming_another_process_stops_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut other = orphan_group();
+    let pid = other.id();
+    let start = cutover_agent::hooks::start_time(pid as i32).unwrap();
+    let record = dir.path().join("running-script");
+    // The same pid with another start time is a process that reused the id.
+    fs::write(&record, format!("{pid} {}\n", start + 1)).unwrap();
+    assert_eq!(cutover_agent::hooks::stop_left_behind(&record, GRACE), None);
+    assert!(!gone(pid), "an unrelated process is left alone");
+    assert!(!record.exists());
+    // Neither garbage nor a missing record stops anything.
+    fs::write(&record, "not a record").unwrap();
+    assert_eq!(cutover_agent::hooks::stop_left_behind(&record, GRACE), None);
+    assert_eq!(cutover_agent::hooks::stop_left_behind(&record, GRACE), None);
+    other.kill().unwrap();
+    other.wait().unwrap();
 }

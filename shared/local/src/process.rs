@@ -2,7 +2,6 @@
 //! time, so that a pid the system has handed to another program is not mistaken for the driver.
 
 use std::fmt;
-use std::fs;
 
 /// A running (or once running) process on this machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,10 +51,7 @@ impl fmt::Display for ProcessId {
 }
 
 fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces; count after it.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    cutover_agent::hooks::start_time(i32::try_from(pid).ok()?)
 }
 
 #[cfg(test)]

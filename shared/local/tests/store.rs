@@ -44,7 +44,10 @@ fn a_commit_survives_reopening_with_its_queued_steps() {
         );
     }
     let store = LocalStore::open(dir.path()).unwrap();
-    assert_eq!(store.load_deployment(&d.deployment_id).unwrap(), Some(d.clone()));
+    assert_eq!(
+        store.load_deployment(&d.deployment_id).unwrap(),
+        Some(d.clone())
+    );
     let claimed = store
         .claim_step()
         .unwrap()

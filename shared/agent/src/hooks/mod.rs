@@ -59,6 +59,7 @@ pub use log::ScriptLog;
 
 use log::{Stream, Tail};
 use process::{Launch, Outcome, Output};
+pub use process::{start_time, stop_left_behind};
 use runas::{RunAs, RunAsError};
 
 /// How long a timed-out script's process group has between SIGTERM and SIGKILL.
@@ -78,6 +79,9 @@ pub struct HookContext<'a> {
     pub log: &'a mut ScriptLog,
     /// How long to wait after SIGTERM before SIGKILL ([`DEFAULT_KILL_GRACE`]; tests use less).
     pub kill_grace: Duration,
+    /// Where the running script's process group is recorded while it runs, so that a later run
+    /// can stop a script left behind by a process that died ([`stop_left_behind`]).
+    pub record: Option<&'a Path>,
 }
 
 /// Runs the event's scripts in order and returns CodeDeploy's diagnostics for the event.
@@ -89,6 +93,7 @@ pub fn run_event(ctx: HookContext<'_>) -> Diagnostics {
         env,
         log,
         kill_grace,
+        record,
     } = ctx;
     // A write error left over from an earlier event belongs to that event, which failed anyway.
     log.take_error();
@@ -98,6 +103,7 @@ pub fn run_event(ctx: HookContext<'_>) -> Diagnostics {
         env,
         log,
         kill_grace,
+        record,
         tail: Tail::default(),
     };
     let result = if scripts.is_empty() {
@@ -136,6 +142,7 @@ struct EventRun<'a> {
     env: &'a HookEnv,
     log: &'a mut ScriptLog,
     kill_grace: Duration,
+    record: Option<&'a Path>,
     tail: Tail,
 }
 
@@ -167,6 +174,7 @@ impl EventRun<'_> {
             run_as: &run_as,
             timeout: script.timeout,
             kill_grace: self.kill_grace,
+            record: self.record,
         };
         let mut sink = Sink {
             log: self.log,

@@ -5,6 +5,7 @@
 //! Like the CodeDeploy agent, the deadline covers both the script's exit and the closing of its
 //! output pipes, so a background process that keeps them open cannot hold the event forever.
 
+use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -39,6 +40,8 @@ pub(crate) struct Launch<'a> {
     pub run_as: &'a RunAs,
     pub timeout: Duration,
     pub kill_grace: Duration,
+    /// Where the script's process group is recorded while it runs (see [`stop_left_behind`]).
+    pub record: Option<&'a Path>,
 }
 
 /// How a script's run ended.
@@ -76,12 +79,93 @@ pub(crate) fn run(launch: &Launch<'_>, out: &mut dyn Output) -> Outcome {
     };
     // The script leads its own group, whose id is its pid.
     let group = Pid::from_raw(child.id() as i32);
-    let (tx, rx) = mpsc::sync_channel(LINES_IN_FLIGHT);
-    if let Err(err) = watch(child, tx) {
-        signal(group, Signal::SIGKILL);
-        return Outcome::Lost(err);
+    if let Some(record) = launch.record {
+        // Best effort: without the record, only the stop of a script left behind by a crash
+        // is lost, not this run.
+        let _ = fs::write(record, format!("{}\n", RunningGroup::of(group)));
     }
-    supervise(&rx, group, launch, out)
+    let (tx, rx) = mpsc::sync_channel(LINES_IN_FLIGHT);
+    let outcome = match watch(child, tx) {
+        Ok(()) => supervise(&rx, group, launch, out),
+        Err(err) => {
+            signal(group, Signal::SIGKILL);
+            Outcome::Lost(err)
+        }
+    };
+    if let Some(record) = launch.record {
+        let _ = fs::remove_file(record);
+    }
+    outcome
+}
+
+/// A script's process group as it is recorded: its id and its leader's start time (in clock
+/// ticks since boot), so that an id the system has handed to another process is not mistaken
+/// for the script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RunningGroup {
+    group: i32,
+    start: u64,
+}
+
+impl RunningGroup {
+    fn of(group: Pid) -> Self {
+        RunningGroup {
+            group: group.as_raw(),
+            start: start_time(group.as_raw()).unwrap_or(0),
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let mut words = text.split_whitespace();
+        Some(RunningGroup {
+            group: words.next()?.parse().ok()?,
+            start: words.next()?.parse().ok()?,
+        })
+    }
+
+    /// True while the recorded leader still runs. A leader that has exited while others in its
+    /// group live on is not seen; those are the script's own children, left to finish.
+    fn is_running(&self) -> bool {
+        self.group > 1 && start_time(self.group).is_some_and(|start| start == self.start)
+    }
+}
+
+impl std::fmt::Display for RunningGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.group, self.start)
+    }
+}
+
+/// A process's start time in clock ticks since boot, from `/proc/<pid>/stat` (field 22).
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces; count after it.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Stops a script that an earlier run recorded at `record` and that still runs because the
+/// process that ran it died (it was killed, or the machine's agent crashed): SIGTERM to its
+/// group, SIGKILL after `grace`. Returns the group's id if there was one to stop. The record is
+/// removed either way.
+pub fn stop_left_behind(record: &Path, grace: Duration) -> Option<i32> {
+    let text = fs::read_to_string(record).ok()?;
+    let _ = fs::remove_file(record);
+    let running = RunningGroup::parse(&text).filter(RunningGroup::is_running)?;
+    let group = Pid::from_raw(running.group);
+    signal(group, Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while !group_gone(group) && Instant::now() < deadline {
+        thread::sleep(GROUP_POLL);
+    }
+    if !group_gone(group) {
+        signal(group, Signal::SIGKILL);
+        let deadline = Instant::now() + ABANDON_AFTER;
+        while !group_gone(group) && Instant::now() < deadline {
+            thread::sleep(GROUP_POLL);
+        }
+    }
+    Some(running.group)
 }
 
 fn spawn(launch: &Launch<'_>) -> io::Result<Child> {
