@@ -5,7 +5,7 @@
 //! It also adopts deployments whose driving process died, and reads the alarms of the
 //! deployments it drives, as the cloud watchdog does.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use cutover_core::DeploymentId;
@@ -49,6 +49,7 @@ pub async fn drive<H: HookRunner>(
     let mut in_flight = FuturesUnordered::new();
     let mut last_watch: Option<Instant> = None;
     let mut adopted: HashSet<DeploymentId> = HashSet::new();
+    let mut watches_alarms: HashMap<DeploymentId, bool> = HashMap::new();
     loop {
         if last_watch.is_none_or(|t| t.elapsed() >= WATCH) {
             last_watch = Some(Instant::now());
@@ -62,8 +63,20 @@ pub async fn drive<H: HookRunner>(
         // Awaiting here while steps are in flight is safe because the local store never yields
         // while the engine holds its decision lock: a step paused mid-decision cannot exist.
         for id in store.driven()? {
+            // What a deployment watches is fixed when it is created, so it is looked up once.
+            let watched = match watches_alarms.get(&id) {
+                Some(&watched) => watched,
+                None => {
+                    let watched = store.load_deployment(&id)?.is_some_and(|d| {
+                        let alarms = &d.options.alarm_configuration;
+                        alarms.enabled && !alarms.alarms.is_empty()
+                    });
+                    watches_alarms.insert(id.clone(), watched);
+                    watched
+                }
+            };
             // A failure to read alarms is the engine's to judge; only the store can fail here.
-            if let Err(e) = engine.check_alarms(&id).await {
+            if watched && let Err(e) = engine.check_alarms(&id).await {
                 events.step_failed(&id, &e.to_string());
             }
         }
