@@ -22,7 +22,7 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use cutover_core::lifecycle::LifecycleEventName;
-use cutover_core::machine::{Deployment, Target};
+use cutover_core::machine::{Deployment, Phase, Target};
 use cutover_core::model::{
     DeploymentStatus, LifecycleEvent, LifecycleEventStatus, RollbackInfo, TargetStatus,
 };
@@ -584,7 +584,15 @@ impl Watch {
         let status_changed = self.status != Some(status);
         self.status = Some(status);
         if status_changed && !status.is_final() {
-            out.detail(&format!("{} {status}", d.deployment_id));
+            let mut line = format!("{} {status}", d.deployment_id);
+            if let Phase::Queued { behind } = &d.phase {
+                let _ = write!(
+                    line,
+                    " behind {behind}: deployment group {} runs one deployment at a time",
+                    d.group.deployment_group_name
+                );
+            }
+            out.detail(&line);
         }
 
         let mut running_changed = false;
