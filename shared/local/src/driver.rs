@@ -9,7 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use cutover_core::DeploymentId;
-use cutover_engine::{Engine, HookRunner};
+use cutover_core::machine::{Command, Phase};
+use cutover_engine::{Engine, HookRunner, Step};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
@@ -23,12 +24,19 @@ const POLL: Duration = Duration::from_millis(50);
 const WATCH: Duration = Duration::from_millis(250);
 /// How long a step that failed for a passing reason waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_millis(200);
+/// How long an unfinished deployment may have nothing queued and nothing running before it is
+/// judged stuck. Only a step that failed for good can leave one so.
+const STUCK_AFTER: Duration = Duration::from_secs(2);
 
 /// Why driving stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum DriveError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(
+        "deployment {0} cannot go on: a step it needed failed (see above), and nothing else is queued for it. `cutover local stop {0}` ends it."
+    )]
+    Stuck(DeploymentId),
 }
 
 /// What the loop tells its caller about as it goes.
@@ -50,6 +58,7 @@ pub async fn drive<H: HookRunner>(
     let mut last_watch: Option<Instant> = None;
     let mut adopted: HashSet<DeploymentId> = HashSet::new();
     let mut watches_alarms: HashMap<DeploymentId, bool> = HashMap::new();
+    let mut idle_since: HashMap<DeploymentId, Instant> = HashMap::new();
     loop {
         if last_watch.is_none_or(|t| t.elapsed() >= WATCH) {
             last_watch = Some(Instant::now());
@@ -90,8 +99,16 @@ pub async fn drive<H: HookRunner>(
                 (claimed.seq, id, result)
             });
         }
-        if in_flight.is_empty() && store.driven()?.is_empty() && store.my_steps()? == 0 {
-            return Ok(());
+        if in_flight.is_empty() && store.my_steps()? == 0 {
+            let driven = store.driven()?;
+            if driven.is_empty() {
+                return Ok(());
+            }
+            if let Some(id) = stuck(engine, &driven, &mut idle_since).await? {
+                return Err(DriveError::Stuck(id));
+            }
+        } else {
+            idle_since.clear();
         }
         tokio::select! {
             Some((seq, id, result)) = in_flight.next(), if !in_flight.is_empty() => match result {
@@ -106,4 +123,33 @@ pub async fn drive<H: HookRunner>(
             () = tokio::time::sleep(POLL) => {}
         }
     }
+}
+
+/// Looks at driven deployments that have nothing queued and nothing running. One waiting in its
+/// group's queue asks for the lock again once in a while (harmless if it is still taken, and a
+/// cure if the deployment ahead ended without handing it on). Any other is stuck once it has been
+/// idle for [`STUCK_AFTER`].
+async fn stuck<H: HookRunner>(
+    engine: &Engine<LocalPorts<H>>,
+    driven: &[DeploymentId],
+    idle_since: &mut HashMap<DeploymentId, Instant>,
+) -> Result<Option<DeploymentId>, DriveError> {
+    let store = engine.ports().local_store();
+    idle_since.retain(|id, _| driven.contains(id));
+    for id in driven {
+        let since = *idle_since.entry(id.clone()).or_insert_with(Instant::now);
+        if since.elapsed() < STUCK_AFTER {
+            continue;
+        }
+        let Some(d) = store.load_deployment(id)? else {
+            continue;
+        };
+        if matches!(d.phase, Phase::Queued { .. }) {
+            idle_since.remove(id);
+            store.enqueue(&[Step::command(id.clone(), Command::AcquireGroupLock)])?;
+        } else if !d.is_finished() && store.steps_of(id)? == 0 {
+            return Ok(Some(id.clone()));
+        }
+    }
+    Ok(None)
 }

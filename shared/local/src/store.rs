@@ -699,6 +699,16 @@ impl LocalStore {
         Ok(n as u64)
     }
 
+    /// Steps queued for one deployment, claimed or not.
+    pub fn steps_of(&self, id: &DeploymentId) -> Result<u64, StoreError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM steps WHERE deployment_id = ?1",
+            [id.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
     /// Unfinished deployments that this process drives.
     pub fn driven(&self) -> Result<Vec<DeploymentId>, StoreError> {
         let conn = self.conn();

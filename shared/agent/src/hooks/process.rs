@@ -123,10 +123,11 @@ impl RunningGroup {
         })
     }
 
-    /// True while the recorded leader still runs. A leader that has exited while others in its
-    /// group live on is not seen; those are the script's own children, left to finish.
+    /// True while the recorded leader still runs (a zombie has stopped running).
     fn is_running(&self) -> bool {
-        self.group > 1 && start_time(self.group).is_some_and(|start| start == self.start)
+        self.group > 1
+            && proc_stat(self.group)
+                .is_some_and(|(state, start)| state != 'Z' && start == self.start)
     }
 }
 
@@ -138,15 +139,22 @@ impl std::fmt::Display for RunningGroup {
 
 /// A process's start time in clock ticks since boot, from `/proc/<pid>/stat` (field 22).
 pub fn start_time(pid: i32) -> Option<u64> {
+    proc_stat(pid).map(|(_, start)| start)
+}
+
+/// A process's state letter (field 3) and start time (field 22) from `/proc/<pid>/stat`.
+fn proc_stat(pid: i32) -> Option<(char, u64)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces; count after it.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
 }
 
 /// Stops a script that an earlier run recorded at `record` and that still runs because the
 /// process that ran it died (it was killed, or the machine's agent crashed): SIGTERM to its
-/// group, SIGKILL after `grace`. Returns the group's id if there was one to stop. The record is
+/// group, then, once the script has exited or `grace` has passed, SIGKILL to what is left. Returns the group's id if there was one to stop. The record is
 /// removed either way.
 pub fn stop_left_behind(record: &Path, grace: Duration) -> Option<i32> {
     let text = fs::read_to_string(record).ok()?;
@@ -154,17 +162,14 @@ pub fn stop_left_behind(record: &Path, grace: Duration) -> Option<i32> {
     let running = RunningGroup::parse(&text).filter(RunningGroup::is_running)?;
     let group = Pid::from_raw(running.group);
     signal(group, Signal::SIGTERM);
+    // The leader's exit is what is watched: its exited processes may wait, as zombies, for a
+    // parent that is gone to be replaced, and still count as members of the group.
     let deadline = Instant::now() + grace;
-    while !group_gone(group) && Instant::now() < deadline {
+    while running.is_running() && Instant::now() < deadline {
         thread::sleep(GROUP_POLL);
     }
-    if !group_gone(group) {
-        signal(group, Signal::SIGKILL);
-        let deadline = Instant::now() + ABANDON_AFTER;
-        while !group_gone(group) && Instant::now() < deadline {
-            thread::sleep(GROUP_POLL);
-        }
-    }
+    // Whatever of the group is left, including what the script started, goes too.
+    signal(group, Signal::SIGKILL);
     Some(running.group)
 }
 
