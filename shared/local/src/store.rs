@@ -651,24 +651,29 @@ impl LocalStore {
 
     /// Claims the oldest unclaimed step of a deployment this process drives.
     pub fn claim_step(&self) -> Result<Option<ClaimedStep>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let row: Option<(i64, String)> = tx
-            .query_row(
+        let conn = self.conn();
+        let me = self.me.to_string();
+        // A read first: the driver loop asks often, and most times there is nothing to claim,
+        // which must not take the database's write lock from other processes.
+        let row: Option<(i64, String)> = conn
+            .prepare_cached(
                 "SELECT s.seq, s.body FROM steps s JOIN deployments d ON d.id = s.deployment_id
                  WHERE s.claimed_by IS NULL AND d.driver = ?1 ORDER BY s.seq LIMIT 1",
-                [self.me.to_string()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            )?
+            .query_row([&me], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let Some((seq, body)) = row else {
             return Ok(None);
         };
-        tx.execute(
-            "UPDATE steps SET claimed_by = ?2 WHERE seq = ?1",
-            params![seq, self.me.to_string()],
+        // Only this process claims the steps of deployments it drives, so the step is still
+        // unclaimed; the condition only guards against a step that was removed meanwhile.
+        let claimed = conn.execute(
+            "UPDATE steps SET claimed_by = ?2 WHERE seq = ?1 AND claimed_by IS NULL",
+            params![seq, me],
         )?;
-        tx.commit()?;
+        if claimed == 0 {
+            return Ok(None);
+        }
         Ok(Some(ClaimedStep {
             seq,
             step: serde_json::from_str(&body)?,
