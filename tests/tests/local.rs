@@ -195,6 +195,16 @@ struct Probe<'a> {
 struct Running(Option<Child>);
 
 impl Running {
+    /// Sends SIGINT, as Ctrl-C in the deploy's terminal would.
+    fn interrupt(&self) {
+        let pid = self.0.as_ref().expect("still running").id();
+        let sent = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
     /// Waits for the deploy to end and returns its output.
     fn finish(mut self) -> Output {
         let child = self.0.take().expect("not finished yet");
@@ -848,6 +858,41 @@ fn stop_from_another_process_halts_the_deployment_at_a_safe_point() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn ctrl_c_stops_the_deployment_at_a_safe_point() {
+    let local = Local::new();
+    let slow = local.probe(
+        "slow",
+        Probe {
+            sleep: 1.0,
+            fail_on: None,
+        },
+    );
+    let deploy = local.spawn_deploy(&slow, &["--hosts", "3"]);
+    let id = id_of(&local.wait_for_deployments(1)[0]).to_owned();
+    local.wait_until_running_on(&id, "host-1");
+
+    deploy.interrupt();
+    let out = deploy.finish();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("Stopping {id} at its next safe point")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("deployment {id} is Stopped: MANUAL_STOP")),
+        "{err}"
+    );
+    let status = local.status(Some(&id));
+    assert_eq!(status["deploymentInfo"]["status"], "Stopped");
+    assert_eq!(target(&status, "host-3")["status"], "Skipped");
+    assert_eq!(tree(&local.host(3)), Vec::<String>::new());
+    // Nothing is left for another command to resume.
+    let out = local.run(&["list"]);
+    assert!(!stderr(&out).contains("Resuming"), "{}", stderr(&out));
 }
 
 #[test]

@@ -291,11 +291,45 @@ impl Local {
 
     /// Drives whatever this process drives, and whatever was left behind by a process that
     /// died, to the end.
+    ///
+    /// Ctrl-C stops the deployments this process drives at their next safe point, as
+    /// `cutover local stop` would; a second Ctrl-C leaves them as they are, for the next
+    /// `cutover local` command to resume, and exits.
     fn drive(&self) -> anyhow::Result<()> {
         let mut events = Narrator;
-        let result = self.block_on(cutover_local::drive(&self.engine, &mut events));
+        let result = self.block_on(async {
+            let drive = cutover_local::drive(&self.engine, &mut events);
+            tokio::pin!(drive);
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    result = &mut drive => return result.map_err(anyhow::Error::from),
+                    interrupted = tokio::signal::ctrl_c() => {
+                        interrupted.context("cannot listen for Ctrl-C")?;
+                        if stopping {
+                            return Err(anyhow::anyhow!(
+                                "interrupted again: the deployment was left as it is; the next `cutover local` command resumes it"
+                            ));
+                        }
+                        stopping = true;
+                        self.stop_driven().await?;
+                    }
+                }
+            }
+        });
         self.end_progress();
-        Ok(result?)
+        result
+    }
+
+    /// Stops every unfinished deployment this process drives.
+    async fn stop_driven(&self) -> anyhow::Result<()> {
+        for id in self.store().driven()? {
+            eprintln!(
+                "Stopping {id} at its next safe point; Ctrl-C again exits without waiting for the scripts that still run"
+            );
+            self.engine.stop(&id, None).await?;
+        }
+        Ok(())
     }
 
     /// Finishes deployments whose process was killed, before doing anything else.
