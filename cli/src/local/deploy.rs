@@ -166,7 +166,7 @@ pub fn run(args: DeployArgs) -> anyhow::Result<Outcome> {
     if !args.json {
         eprintln!(
             "Deploying {} to {} ({} {}) with {}: {id}",
-            revision_path.display(),
+            args.revision.display(),
             args.group,
             hosts.len(),
             crate::plural(hosts.len(), "host"),
