@@ -176,7 +176,7 @@ pub fn run(args: DeployArgs) -> anyhow::Result<Outcome> {
             eprintln!("note: the AppSpec hooks no lifecycle events; only files are installed");
         }
     }
-    local.show_progress(std::slice::from_ref(&id));
+    local.show_progress();
     let created = local.block_on(local.engine.create(req));
     let created = match created {
         Ok(d) => d,

@@ -4,7 +4,6 @@
 mod deploy;
 mod report;
 
-use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -114,7 +113,7 @@ pub fn run(cmd: LocalCommand) -> anyhow::Result<Outcome> {
                     .context("there are no deployments in this state directory yet")?,
             };
             let d = local.deployment(&id)?;
-            report::print_status(local.store(), &d, json)?;
+            report::print_deployment(local.store(), &d, json)?;
             Ok(report::outcome(&d))
         }
         LocalCommand::List { json, state } => {
@@ -139,7 +138,7 @@ pub fn run(cmd: LocalCommand) -> anyhow::Result<Outcome> {
             local.block_on(local.engine.stop(&id, None))?;
             eprintln!("Stopping {id} at its next safe point...");
             let d = local.wait_until_finished(&id)?;
-            report::print_status(local.store(), &d, false)?;
+            report::print_deployment(local.store(), &d, false)?;
             Ok(Outcome::Done)
         }
         LocalCommand::Alarm {
@@ -196,35 +195,9 @@ struct Local {
     state_dir: PathBuf,
     engine: Engine<LocalPorts>,
     runtime: tokio::runtime::Runtime,
-    watch: Arc<Mutex<Watch>>,
-}
-
-/// The deployments whose progress this process shows: the ones it was asked about and the
-/// rollbacks they start. Other deployments it touches (the next one in a group's queue, told
-/// that the lock is free) belong to other terminals.
-#[derive(Default)]
-struct Watch {
-    ids: HashSet<DeploymentId>,
-    progress: Option<Progress>,
-}
-
-impl Watch {
-    fn observe(&mut self, d: &Deployment) {
-        let Some(progress) = self.progress.as_mut() else {
-            return;
-        };
-        let rollback_of_watched = d
-            .rollback_info
-            .as_ref()
-            .and_then(|r| r.rollback_triggering_deployment_id.as_ref())
-            .is_some_and(|id| self.ids.contains(id));
-        if rollback_of_watched {
-            self.ids.insert(d.deployment_id.clone());
-        }
-        if self.ids.contains(&d.deployment_id) {
-            progress.observe(d);
-        }
-    }
+    /// Shown for every deployment this process drives, as the store saves it (the store leaves
+    /// out deployments that other processes drive).
+    progress: Arc<Mutex<Option<Progress>>>,
 }
 
 impl Local {
@@ -235,13 +208,12 @@ impl Local {
 
     fn open_dir(state_dir: &Path) -> anyhow::Result<Self> {
         let store = Arc::new(LocalStore::open(state_dir)?);
-        let watch: Arc<Mutex<Watch>> = Arc::default();
-        let observer = watch.clone();
+        let progress: Arc<Mutex<Option<Progress>>> = Arc::default();
+        let observer = progress.clone();
         store.on_commit(move |d| {
-            observer
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .observe(d)
+            if let Some(p) = observer.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                p.observe(d);
+            }
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -251,7 +223,7 @@ impl Local {
             state_dir: state_dir.to_owned(),
             engine: Engine::new(LocalPorts::new(store, state_dir)),
             runtime,
-            watch,
+            progress,
         })
     }
 
@@ -272,19 +244,22 @@ impl Local {
         })
     }
 
-    /// Shows on stderr how these deployments (and the rollbacks they start) progress.
-    fn show_progress(&self, ids: &[DeploymentId]) {
+    /// Shows on stderr how the deployments this process drives progress.
+    fn show_progress(&self) {
         let live = std::io::stderr().is_terminal();
-        let mut watch = self.watch.lock().unwrap_or_else(|e| e.into_inner());
-        watch.ids.extend(ids.iter().cloned());
-        if watch.progress.is_none() {
-            watch.progress = Some(Progress::new(live));
-        }
+        self.progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(|| Progress::new(live));
     }
 
     fn end_progress(&self) {
-        let mut watch = self.watch.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = watch.progress.as_mut() {
+        if let Some(p) = self
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
             p.finish();
         }
     }
@@ -341,7 +316,7 @@ impl Local {
         for id in &adopted {
             eprintln!("Resuming {id}: the process that ran it is gone");
         }
-        self.show_progress(&adopted);
+        self.show_progress();
         self.drive()
     }
 

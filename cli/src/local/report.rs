@@ -19,7 +19,7 @@ pub fn deployment_json(d: &Deployment) -> serde_json::Value {
     json!({ "deploymentInfo": d.info(), "targets": targets })
 }
 
-/// A deployment as `deploy` ends with it: JSON, or the summary table.
+/// A deployment as `deploy` ends with it and `status` shows it: JSON, or the summary table.
 pub fn print_deployment(store: &LocalStore, d: &Deployment, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", deployment_json(d));
@@ -30,11 +30,6 @@ pub fn print_deployment(store: &LocalStore, d: &Deployment, json: bool) -> anyho
         print_traffic(store, d)?;
     }
     Ok(())
-}
-
-/// A deployment as `status` shows it.
-pub fn print_status(store: &LocalStore, d: &Deployment, json: bool) -> anyhow::Result<()> {
-    print_deployment(store, d, json)
 }
 
 fn print_traffic(store: &LocalStore, d: &Deployment) -> anyhow::Result<()> {
