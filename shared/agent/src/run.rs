@@ -127,7 +127,8 @@ pub fn run(
     reports
 }
 
-fn now() -> Timestamp {
+/// The time now, as lifecycle events are stamped with it.
+pub fn now() -> Timestamp {
     let millis = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));

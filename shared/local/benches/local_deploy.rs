@@ -255,7 +255,7 @@ impl HookRunner for NullHosts {
         _target: &TargetId,
         _event: LifecycleEventName,
     ) -> Result<LifecycleOutcome, PortError> {
-        let now = cutover_local::store::now();
+        let now = cutover_agent::run::now();
         let mut outcome = LifecycleOutcome::succeeded();
         outcome.start_time = Some(now);
         outcome.end_time = Some(now);

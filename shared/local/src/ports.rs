@@ -12,7 +12,7 @@ use cutover_agent::fetch::FetchOptions;
 use cutover_agent::host::HostRoot;
 use cutover_agent::layout::{DEFAULT_ROOT, DeploymentRoot};
 use cutover_agent::permissions::Tools;
-use cutover_agent::run::{BundleSource, RunRequest};
+use cutover_agent::run::{BundleSource, RunRequest, now};
 use cutover_core::appspec::parse_server;
 use cutover_core::lifecycle::LifecycleEventName;
 use cutover_core::lock::LockDecision;
@@ -29,7 +29,7 @@ use cutover_engine::{
 };
 use tokio::sync::Semaphore;
 
-use crate::store::{LocalStore, now};
+use crate::store::LocalStore;
 
 /// How many hosts run lifecycle events at the same time, at most.
 pub const DEFAULT_PARALLEL_HOSTS: usize = 16;

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use cutover_core::DeploymentId;
 use cutover_core::config::DeploymentConfigInfo;
 use cutover_core::lock::{GroupQueue, LockDecision};
 use cutover_core::machine::{Deployment, FinalStatus, PreviousDeployment, Target};
 use cutover_core::model::DeploymentGroupInfo;
-use cutover_core::{DeploymentId, Timestamp};
 use cutover_engine::{Commit, PortError, Step};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::Notify;
@@ -861,12 +861,4 @@ fn write_group_queue(
         ],
     )?;
     Ok(())
-}
-
-/// Seconds since the epoch, for the record.
-pub fn now() -> Timestamp {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    Timestamp::from_millis(millis)
 }
