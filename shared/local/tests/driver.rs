@@ -4,15 +4,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cutover_core::config;
-use cutover_core::machine::{CreateDeployment, Deployment, Phase};
-use cutover_core::model::{
-    DeploymentGroupInfo, DeploymentStatus, ErrorCode, LocalLocation, RevisionLocation,
-};
-use cutover_core::{DeploymentId, Timestamp};
+mod support;
+
+use cutover_core::DeploymentId;
+use cutover_core::machine::{Deployment, Phase};
+use cutover_core::model::{DeploymentStatus, ErrorCode};
 use cutover_engine::Engine;
 use cutover_local::driver::DriveEvents;
 use cutover_local::{DriveError, LocalPorts, LocalStore, drive};
+use support::deployment;
 
 #[derive(Default)]
 struct Quiet {
@@ -26,23 +26,8 @@ impl DriveEvents for Quiet {
     }
 }
 
-fn deployment(n: u64, phase: Phase) -> Deployment {
-    let group = DeploymentGroupInfo {
-        application_name: "App".into(),
-        deployment_group_name: "Fleet".into(),
-        deployment_group_id: "4f1c2d3e-0000-4000-8000-000000000001".into(),
-        ..Default::default()
-    };
-    let req = CreateDeployment::new(
-        DeploymentId::from_entropy(n),
-        group,
-        config::predefined(config::DEFAULT_SERVER_CONFIG).unwrap(),
-        RevisionLocation::Local(LocalLocation {
-            path: "/nonexistent/revision".into(),
-            bundle_type: None,
-        }),
-    );
-    let mut d = Deployment::create(req, Timestamp::from_secs(1_700_000_000)).unwrap();
+fn deployment_in(n: u64, phase: Phase) -> Deployment {
+    let mut d = deployment(n);
     d.phase = phase;
     d
 }
@@ -59,7 +44,7 @@ fn a_deployment_that_nothing_can_move_ends_the_loop_with_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(LocalStore::open(dir.path()).unwrap());
     // Validating its revision, with the step that does it gone (as if it had failed for good).
-    let d = deployment(1, Phase::ValidatingRevision);
+    let d = deployment_in(1, Phase::ValidatingRevision);
     store.commit_deployment(&d, None, vec![]).unwrap();
     let engine = Engine::new(LocalPorts::new(store, dir.path()));
 
@@ -79,7 +64,7 @@ fn a_queued_deployment_with_nobody_ahead_takes_the_lock_and_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(LocalStore::open(dir.path()).unwrap());
     // Queued behind a deployment that no longer holds the lock (nobody does).
-    let d = deployment(
+    let d = deployment_in(
         2,
         Phase::Queued {
             behind: DeploymentId::from_entropy(99),

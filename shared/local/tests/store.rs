@@ -1,32 +1,13 @@
 //! The SQLite store on its own: what survives reopening, conditional writes, the group lock and
 //! its last success, and refusing a database written by a newer layout.
 
-use cutover_core::config;
-use cutover_core::machine::{CreateDeployment, Deployment, FinalStatus};
-use cutover_core::model::{DeploymentGroupInfo, LocalLocation, RevisionLocation};
-use cutover_core::{DeploymentId, Timestamp};
+mod support;
+
+use cutover_core::machine::FinalStatus;
 use cutover_engine::{Commit, Step};
 use cutover_local::store::DATABASE_FILE;
 use cutover_local::{LocalStore, StoreError};
-
-fn deployment(n: u64) -> Deployment {
-    let group = DeploymentGroupInfo {
-        application_name: "App".into(),
-        deployment_group_name: "Fleet".into(),
-        deployment_group_id: "4f1c2d3e-0000-4000-8000-000000000001".into(),
-        ..Default::default()
-    };
-    let req = CreateDeployment::new(
-        DeploymentId::from_entropy(n),
-        group,
-        config::predefined(config::DEFAULT_SERVER_CONFIG).unwrap(),
-        RevisionLocation::Local(LocalLocation {
-            path: format!("/revisions/v{n}"),
-            bundle_type: None,
-        }),
-    );
-    Deployment::create(req, Timestamp::from_secs(1_700_000_000)).unwrap()
-}
+use support::deployment;
 
 #[test]
 fn a_commit_survives_reopening_with_its_queued_steps() {
