@@ -1,6 +1,8 @@
 //! `cutover local`, run as users run it: real revisions with real hook scripts deployed to hosts
 //! that are temporary directories, each test with its own state directory, and other processes
-//! (a second deploy, `stop`, `alarm`) acting on a deployment while it runs.
+//! (a second deploy, `stop`, `alarm`) acting on a deployment while it runs. A deploy killed with
+//! SIGKILL at any moment is resumed by the next command without running a finished lifecycle
+//! event again.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -203,6 +205,14 @@ impl Running {
             .status()
             .unwrap();
         assert!(sent.success());
+    }
+
+    /// Kills the deploy with SIGKILL, as a crash would end it, and waits for it to go.
+    fn kill(&mut self) {
+        let child = self.0.as_mut().expect("still running");
+        // It may have ended on its own just before; either way it is gone after the wait.
+        let _ = child.kill();
+        child.wait().unwrap();
     }
 
     /// Waits for the deploy to end and returns its output.
@@ -1474,9 +1484,7 @@ fn a_deployment_whose_process_was_killed_is_finished_by_the_next_command() {
     let mut deploy = local.spawn_deploy(&slow, &["--hosts", "1"]);
     let id = id_of(&local.wait_for_deployments(1)[0]).to_owned();
     local.wait_until_running_on(&id, "host-1");
-    let child = deploy.0.as_mut().unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    deploy.kill();
 
     let out = local.run(&["status", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -1518,6 +1526,186 @@ fn commands_that_open_a_new_state_directory_together_all_work() {
         for child in started {
             let out = child.wait_with_output().expect("cutover ends");
             assert!(out.status.success(), "{}", stderr(&out));
+        }
+    }
+}
+
+/// A revision whose hooks log `start EVENT` and `end EVENT` to `/var/log/events.log` on their
+/// host. On host-2, the first AfterInstall hangs (after writing its pid) until it is stopped.
+fn logging_revision(dir: &Path) -> PathBuf {
+    let rev = dir.join("logging");
+    std::fs::create_dir_all(rev.join("site")).unwrap();
+    std::fs::write(rev.join("site/index.html"), "<h1>v1</h1>\n").unwrap();
+    let mut hooks = String::new();
+    for event in [
+        "ApplicationStop",
+        "BeforeInstall",
+        "AfterInstall",
+        "ApplicationStart",
+        "ValidateService",
+    ] {
+        hooks += &format!("  {event}:\n    - location: scripts/hook.sh\n      timeout: 120\n");
+    }
+    std::fs::write(
+        rev.join("appspec.yml"),
+        format!(
+            "version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: /srv/site\nhooks:\n{hooks}"
+        ),
+    )
+    .unwrap();
+    write_script(
+        &rev.join("scripts/hook.sh"),
+        r#"log="$root/var/log"
+mkdir -p "$log"
+echo "start $LIFECYCLE_EVENT" >>"$log/events.log"
+case "$root" in
+*/host-2)
+    if [ "$LIFECYCLE_EVENT" = AfterInstall ] && [ ! -e "$log/hung-once" ]; then
+        touch "$log/hung-once"
+        echo $$ >"$log/hung.pid"
+        while :; do sleep 1; done
+    fi
+    ;;
+esac
+echo "end $LIFECYCLE_EVENT" >>"$log/events.log"
+"#,
+    );
+    rev
+}
+
+/// The lines a host's hooks logged, in order.
+fn host_log(local: &Local, i: u32) -> Vec<String> {
+    std::fs::read_to_string(local.host(i).join("var/log/events.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// True while the process runs (a zombie waiting for its parent counts as gone).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+fn count(lines: &[String], line: &str) -> usize {
+    lines.iter().filter(|l| *l == line).count()
+}
+
+#[test]
+fn a_killed_deploy_resumes_without_running_finished_lifecycle_events_again() {
+    let local = Local::new();
+    let rev = logging_revision(local.scratch());
+
+    let mut deploy = local.spawn_deploy(&rev, &["--hosts", "3"]);
+    let pid_file = local.host(2).join("var/log/hung.pid");
+    let hung = wait_for("host-2's AfterInstall to start", || {
+        let pid = std::fs::read_to_string(&pid_file).ok()?;
+        pid.ends_with('\n')
+            .then(|| pid.trim().parse::<u32>().unwrap())
+    });
+    deploy.kill();
+    // The hook outlives the process that ran it, as scripts do when their runner is killed.
+    assert!(alive(hung), "the interrupted hook still runs");
+
+    // The next command, whatever it is, finishes the deployment first.
+    let out = local.run(&["status"]);
+    assert!(
+        stderr(&out).contains("Resuming d-"),
+        "status says it resumes: {}",
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !alive(hung),
+        "the hook left running by the killed process was stopped before AfterInstall ran again"
+    );
+
+    let status = local.status(None);
+    assert_eq!(status["deploymentInfo"]["status"], "Succeeded");
+    for target in status["targets"].as_array().unwrap() {
+        assert_eq!(target["status"], "Succeeded", "{target}");
+    }
+
+    // ApplicationStop runs the previous revision's scripts; a first deployment has none.
+    let events = [
+        "BeforeInstall",
+        "AfterInstall",
+        "ApplicationStart",
+        "ValidateService",
+    ];
+    for host in [1, 3] {
+        let log = host_log(&local, host);
+        for event in events {
+            assert_eq!(
+                count(&log, &format!("end {event}")),
+                1,
+                "host-{host}: {log:?}"
+            );
+            assert_eq!(
+                count(&log, &format!("start {event}")),
+                1,
+                "host-{host}: {log:?}"
+            );
+        }
+    }
+    let log = host_log(&local, 2);
+    assert_eq!(count(&log, "start ApplicationStop"), 0, "{log:?}");
+    assert_eq!(
+        count(&log, "start BeforeInstall"),
+        1,
+        "host-2 finished BeforeInstall before the crash and must not run it again: {log:?}"
+    );
+    assert_eq!(
+        count(&log, "start AfterInstall"),
+        2,
+        "the interrupted event runs again: {log:?}"
+    );
+    assert_eq!(count(&log, "end AfterInstall"), 1, "{log:?}");
+    for event in ["ApplicationStart", "ValidateService"] {
+        assert_eq!(count(&log, &format!("end {event}")), 1, "{log:?}");
+    }
+    assert!(local.host(3).join("srv/site/index.html").is_file());
+}
+
+#[test]
+fn deploys_killed_at_random_moments_always_resume_to_success() {
+    // Kill points spread over the whole run: creating, queueing, hooks, commits, the end.
+    for (round, delay_ms) in [5u64, 30, 60, 90, 120, 180, 250].into_iter().enumerate() {
+        let local = Local::new();
+        let rev = local.webapp("rev");
+        let mut deploy = local.spawn_deploy(&rev, &["--hosts", "3"]);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        deploy.kill();
+
+        let deployments = local.list();
+        if deployments.is_empty() {
+            // Killed before the deployment was saved: nothing happened to any host.
+            assert!(!local.host(1).join("srv").exists(), "round {round}");
+            continue;
+        }
+        assert_eq!(deployments.len(), 1, "round {round}");
+        assert_eq!(
+            deployments[0]["status"], "Succeeded",
+            "round {round} (killed after {delay_ms} ms): {deployments:?}"
+        );
+        let status = local.status(None);
+        for target in status["targets"].as_array().unwrap() {
+            for event in target["lifecycleEvents"].as_array().unwrap() {
+                assert_eq!(event["status"], "Succeeded", "round {round}: {target}");
+            }
+        }
+        for host in 1..=3 {
+            let root = local.host(host);
+            assert!(root.join("srv/webapp/index.html").is_file(), "host-{host}");
+            let running = read(&root.join("var/lib/webapp/running"));
+            assert_eq!(running.trim(), id_of(&deployments[0]));
         }
     }
 }
