@@ -314,7 +314,7 @@ impl Local {
             return Ok(());
         }
         for id in &adopted {
-            eprintln!("Resuming {id}: the process that ran it is gone");
+            Narrator.adopted(id);
         }
         self.show_progress();
         self.drive()
