@@ -1,5 +1,19 @@
 //! `cutover-aws`: the engine's ports over the AWS SDK (DynamoDB, SQS, S3, EC2, Auto Scaling,
-//! ELBv2, SSM, Lambda, ECS, CloudWatch). This is the only library crate that may depend on the
-//! SDK. The ports arrive with the cloud functions; today the crate only names the core it builds on.
+//! ELBv2, SSM, CloudWatch). This is the only library crate that may depend on the SDK; the
+//! function binaries and the cloud tests reach the SDK through the re-exports below.
 
-pub use cutover_core as core;
+pub mod alarms;
+pub mod config;
+pub mod fleet;
+pub mod traffic;
+
+pub use aws_config;
+pub use aws_sdk_autoscaling as autoscaling;
+pub use aws_sdk_cloudwatch as cloudwatch;
+pub use aws_sdk_dynamodb as dynamodb;
+pub use aws_sdk_ec2 as ec2;
+pub use aws_sdk_elasticloadbalancingv2 as elbv2;
+pub use aws_sdk_s3 as s3;
+pub use aws_sdk_sqs as sqs;
+pub use aws_sdk_ssm as ssm;
+pub use cutover_engine as engine;
