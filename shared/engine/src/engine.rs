@@ -4,7 +4,7 @@
 use cutover_core::lifecycle::LifecycleEventName;
 use cutover_core::lock::LockDecision;
 use cutover_core::machine::{
-    self, Command, CreateDeployment, Deployment, Event, LifecycleOutcome, OutcomeStatus,
+    self, Command, CreateDeployment, Deployment, Event, LifecycleOutcome, OutcomeStatus, Target,
 };
 use cutover_core::model::{Diagnostics, LifecycleErrorCode, LifecycleEventStatus};
 use cutover_core::{DeploymentId, TargetId};
@@ -12,8 +12,8 @@ use futures_util::future::join_all;
 use tokio::sync::Mutex;
 
 use crate::ports::{
-    Alarms, Clock, Commit, Fleet, HookRunner, Notifier, Ports, Resolution, RevisionSource, Store,
-    TrafficRouter, Validation,
+    Alarms, Clock, Commit, Fleet, HookRunner, HostRun, Notifier, Polled, Ports, Resolution,
+    RevisionSource, StepQueue, Store, TrafficRouter, Validation,
 };
 use crate::{EngineError, Step, Work};
 
@@ -82,9 +82,25 @@ impl<P: Ports> Engine<P> {
         id: &DeploymentId,
         events: Vec<Event>,
     ) -> Result<Deployment, EngineError> {
+        self.decide(id, None, events, Vec::new()).await
+    }
+
+    /// [`Engine::deliver`], starting from `known` (the deployment as this step last read it, so
+    /// that an uncontended step reads it only once), and queueing `also` with the commands if
+    /// the events changed the deployment.
+    async fn decide(
+        &self,
+        id: &DeploymentId,
+        mut known: Option<Deployment>,
+        events: Vec<Event>,
+        also: Vec<Step>,
+    ) -> Result<Deployment, EngineError> {
         let _turn = self.deciding.lock().await;
         for _ in 0..MAX_CONFLICTS {
-            let before = self.load(id).await?;
+            let before = match known.take() {
+                Some(d) => d,
+                None => self.load(id).await?,
+            };
             let now = self.ports.clock().now();
             // Copying a deployment costs a pointer per target, so the first event advances
             // `before` itself rather than a copy of it.
@@ -101,6 +117,9 @@ impl<P: Ports> Engine<P> {
                 Some(after) if after.version != before.version || !next.is_empty() => after,
                 _ => return Ok(before),
             };
+            if after.version != before.version {
+                next.extend(also.iter().cloned());
+            }
             match self
                 .ports
                 .store()
@@ -121,6 +140,15 @@ impl<P: Ports> Engine<P> {
         match step.work {
             Work::Event(event) => self.deliver(&id, vec![event]).await.map(drop),
             Work::Command(command) => self.carry_out(&id, command).await,
+            Work::PollHost {
+                target,
+                command_id,
+                events,
+                attempt,
+            } => {
+                self.poll_host(id, target, command_id, events, attempt)
+                    .await
+            }
         }
     }
 
@@ -178,7 +206,9 @@ impl<P: Ports> Engine<P> {
                     LockDecision::Acquired => self.lock_acquired(&d).await?,
                     LockDecision::Queued { active, .. } => Event::GroupLockBusy { active },
                 };
-                self.deliver(id, vec![event]).await.map(drop)
+                self.decide(id, Some(d), vec![event], Vec::new())
+                    .await
+                    .map(drop)
             }
             Command::ValidateRevision => {
                 let event = match p
@@ -190,7 +220,9 @@ impl<P: Ports> Engine<P> {
                     Validation::Valid(revision) => Event::RevisionValidated { revision },
                     Validation::Invalid(error) => Event::RevisionInvalid { error },
                 };
-                self.deliver(id, vec![event]).await.map(drop)
+                self.decide(id, Some(d), vec![event], Vec::new())
+                    .await
+                    .map(drop)
             }
             Command::ResolveTargets => {
                 let event = match p
@@ -202,10 +234,14 @@ impl<P: Ports> Engine<P> {
                     Resolution::Targets(targets) => Event::TargetsResolved { targets },
                     Resolution::Unresolved(error) => Event::TargetsUnresolved { error },
                 };
-                self.deliver(id, vec![event]).await.map(drop)
+                self.decide(id, Some(d), vec![event], Vec::new())
+                    .await
+                    .map(drop)
             }
             Command::RunLifecycleEvents { targets, events } => {
-                let runs = targets.iter().map(|t| self.run_on_host(id, t, &events));
+                let runs = targets
+                    .iter()
+                    .map(|t| self.run_on_host(id, d.clone(), t, &events));
                 join_all(runs).await.into_iter().collect()
             }
             Command::BlockTraffic { targets } => {
@@ -285,58 +321,141 @@ impl<P: Ports> Engine<P> {
         Ok(Event::GroupLockAcquired { last_successful })
     }
 
-    /// Runs `events` on one host, one at a time, saving each outcome before the next starts.
-    /// Events the saved deployment already records as finished are not run again, so a step
-    /// delivered again after a crash picks up where the host was.
+    /// Runs `events` on one host, saving each outcome as it arrives. Events the saved deployment
+    /// already records as finished are not run again, so a step delivered again after a crash
+    /// picks up where the host was; a host that was handed its events as a remote command is
+    /// polled rather than handed them again.
     async fn run_on_host(
         &self,
         id: &DeploymentId,
+        mut d: Deployment,
         target: &TargetId,
         events: &[LifecycleEventName],
     ) -> Result<(), EngineError> {
-        // After the first event, `d` is what `deliver` just saved: reading it back before the
-        // next event would cost a store read and a copy, and be no fresher.
-        let mut d = self.load(id).await?;
-        for &event in events {
+        // After each delivery, `d` is what `decide` just saved: reading it back before the next
+        // event would cost a store read and be no fresher.
+        loop {
             if d.is_finished() {
                 return Ok(());
             }
-            let Some(status) = event_status(&d, target, event) else {
+            let Some(t) = d.target(target) else {
                 return Ok(());
             };
-            match status {
-                LifecycleEventStatus::Succeeded => continue,
-                s if s.is_final() => return Ok(()),
-                _ => {}
+            let Some(remaining) = unfinished(t, events) else {
+                return Ok(());
+            };
+            if let Some(command) = t.running_command() {
+                let poll = Step {
+                    deployment_id: id.clone(),
+                    work: Work::PollHost {
+                        target: target.clone(),
+                        command_id: command.command_id.clone(),
+                        events: remaining,
+                        attempt: 0,
+                    },
+                    not_before: None,
+                };
+                return self
+                    .ports
+                    .queue()
+                    .send(vec![poll])
+                    .await
+                    .map_err(EngineError::port("step queue"));
             }
             let started = self.ports.clock().now();
-            let outcome = match self.ports.hosts().run_event(&d, target, event).await {
-                Ok(outcome) => outcome,
+            let outcomes = match self.ports.hosts().run(&d, target, &remaining).await {
+                Ok(HostRun::Finished(outcomes)) => outcomes,
+                Ok(HostRun::Started {
+                    command_id,
+                    poll_after,
+                }) => {
+                    let poll = Step {
+                        deployment_id: id.clone(),
+                        work: Work::PollHost {
+                            target: target.clone(),
+                            command_id: command_id.clone(),
+                            events: remaining,
+                            attempt: 0,
+                        },
+                        not_before: Some(self.ports.clock().now() + poll_after),
+                    };
+                    let sent = Event::HostCommandSent {
+                        target: target.clone(),
+                        command_id,
+                    };
+                    return self
+                        .decide(id, Some(d), vec![sent], vec![poll])
+                        .await
+                        .map(drop);
+                }
                 // The step is delivered again later and resumes at this event.
                 Err(e) if e.retryable => return Err(EngineError::port("hosts")(e)),
-                Err(e) => LifecycleOutcome {
-                    status: OutcomeStatus::Failed,
-                    diagnostics: Some(Diagnostics::new(
-                        LifecycleErrorCode::UnknownError,
-                        None,
-                        format!("{target} could not run {event}: {}", e.message),
-                        "",
-                    )),
-                    start_time: Some(started),
-                    end_time: Some(self.ports.clock().now()),
-                },
+                Err(e) => {
+                    let event = remaining[0];
+                    let failed = LifecycleOutcome {
+                        status: OutcomeStatus::Failed,
+                        diagnostics: Some(Diagnostics::new(
+                            LifecycleErrorCode::UnknownError,
+                            None,
+                            format!("{target} could not run {event}: {}", e.message),
+                            "",
+                        )),
+                        start_time: Some(started),
+                        end_time: Some(self.ports.clock().now()),
+                    };
+                    vec![(event, failed)]
+                }
             };
-            let finished = Event::LifecycleEventFinished {
-                target: target.clone(),
-                event,
-                outcome,
-            };
-            d = self.deliver(id, vec![finished]).await?;
-            if event_status(&d, target, event) != Some(LifecycleEventStatus::Succeeded) {
+            let all_succeeded = outcomes
+                .iter()
+                .all(|(_, o)| o.status == OutcomeStatus::Succeeded);
+            d = self
+                .decide(id, Some(d), finished(target, outcomes), Vec::new())
+                .await?;
+            if !all_succeeded {
                 return Ok(());
             }
         }
-        Ok(())
+    }
+
+    /// Looks at a host command, and delivers its outcomes once it has ended.
+    async fn poll_host(
+        &self,
+        id: DeploymentId,
+        target: TargetId,
+        command_id: String,
+        events: Vec<LifecycleEventName>,
+        attempt: u32,
+    ) -> Result<(), EngineError> {
+        let polled = self
+            .ports
+            .hosts()
+            .poll(&target, &command_id, &events, attempt)
+            .await
+            .map_err(EngineError::port("hosts"))?;
+        match polled {
+            Polled::Running(after) => {
+                let again = Step {
+                    deployment_id: id,
+                    work: Work::PollHost {
+                        target,
+                        command_id,
+                        events,
+                        attempt: attempt.saturating_add(1),
+                    },
+                    not_before: Some(self.ports.clock().now() + after),
+                };
+                self.ports
+                    .queue()
+                    .send(vec![again])
+                    .await
+                    .map_err(EngineError::port("step queue"))
+            }
+            Polled::Finished(outcomes) => self
+                .deliver(&id, finished(&target, outcomes))
+                .await
+                .map(drop),
+        }
     }
 
     async fn deliver_outcomes(
@@ -357,14 +476,34 @@ impl<P: Ports> Engine<P> {
     }
 }
 
-fn event_status(
-    d: &Deployment,
-    target: &TargetId,
-    event: LifecycleEventName,
-) -> Option<LifecycleEventStatus> {
-    d.target(target)?
-        .lifecycle_events
+/// The events of `events` that are still to run on `t`, from the first one that has not
+/// succeeded; `None` if none is left, or if one has already failed or been skipped.
+fn unfinished(t: &Target, events: &[LifecycleEventName]) -> Option<Vec<LifecycleEventName>> {
+    let status = |event: LifecycleEventName| {
+        t.lifecycle_events
+            .iter()
+            .find(|e| e.lifecycle_event_name == event)
+            .map(|e| e.status)
+    };
+    let first = events
         .iter()
-        .find(|e| e.lifecycle_event_name == event)
-        .map(|e| e.status)
+        .position(|&e| status(e) != Some(LifecycleEventStatus::Succeeded))?;
+    match status(events[first]) {
+        Some(s) if !s.is_final() => Some(events[first..].to_vec()),
+        _ => None,
+    }
+}
+
+fn finished(
+    target: &TargetId,
+    outcomes: Vec<(LifecycleEventName, LifecycleOutcome)>,
+) -> Vec<Event> {
+    outcomes
+        .into_iter()
+        .map(|(event, outcome)| Event::LifecycleEventFinished {
+            target: target.clone(),
+            event,
+            outcome,
+        })
+        .collect()
 }

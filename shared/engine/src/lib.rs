@@ -21,7 +21,7 @@ pub use cutover_core as core;
 pub use engine::Engine;
 pub use error::{EngineError, PortError};
 pub use ports::{
-    Alarms, Clock, Commit, Fleet, HookRunner, Notifier, Ports, Resolution, RevisionSource, Store,
-    TrafficRouter, Validation,
+    Alarms, Clock, Commit, Fleet, HookRunner, HostRun, Notifier, Polled, Ports, Resolution,
+    RevisionSource, StepQueue, Store, TrafficRouter, Validation,
 };
 pub use step::{Step, Work};

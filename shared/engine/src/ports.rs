@@ -6,6 +6,7 @@
 //! engine's futures can run on a multi-threaded runtime.
 
 use std::future::Future;
+use std::time::Duration;
 
 use cutover_core::lifecycle::LifecycleEventName;
 use cutover_core::lock::LockDecision;
@@ -100,16 +101,37 @@ pub enum Resolution {
     Unresolved(ErrorInformation),
 }
 
+/// Sends steps to be carried out later, apart from a deployment's commit: a poll of a host
+/// command, for example.
+pub trait StepQueue: Send + Sync {
+    fn send(&self, steps: Vec<Step>) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
 /// Runs lifecycle events on hosts.
+///
+/// A host either runs events while the engine waits ([`HostRun::Finished`], as local hosts do)
+/// or is handed them as one remote command whose outcome is polled later
+/// ([`HostRun::Started`], as SSM Run Command does).
 pub trait HookRunner: Send + Sync {
-    /// Runs one lifecycle event on one host and says how it ended. The engine calls it event by
-    /// event, so that every finished event is saved before the next one starts.
-    fn run_event(
+    /// Runs `events`, in order, on one host, or starts them. A host that runs events while the
+    /// engine waits may finish only the first ones; the engine saves their outcomes and asks
+    /// again for the rest.
+    fn run(
         &self,
         deployment: &Deployment,
         target: &TargetId,
-        event: LifecycleEventName,
-    ) -> impl Future<Output = Result<LifecycleOutcome, PortError>> + Send;
+        events: &[LifecycleEventName],
+    ) -> impl Future<Output = Result<HostRun, PortError>> + Send;
+
+    /// Looks at a command that [`HookRunner::run`] started. `attempt` counts the polls before
+    /// this one, so that the runner can space them out.
+    fn poll(
+        &self,
+        target: &TargetId,
+        command_id: &str,
+        events: &[LifecycleEventName],
+        attempt: u32,
+    ) -> impl Future<Output = Result<Polled, PortError>> + Send;
 
     /// The deployment is over: these hosts must not start anything more for it.
     fn stop(
@@ -117,6 +139,27 @@ pub trait HookRunner: Send + Sync {
         deployment: &Deployment,
         targets: &[TargetId],
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// What [`HookRunner::run`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HostRun {
+    /// These events ended, in order: the first ones of those asked for, at least one.
+    Finished(Vec<(LifecycleEventName, LifecycleOutcome)>),
+    /// The host runs the events as one command; poll it after `poll_after`.
+    Started {
+        command_id: String,
+        poll_after: Duration,
+    },
+}
+
+/// What [`HookRunner::poll`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Polled {
+    /// Still running; look again after this long.
+    Running(Duration),
+    /// The command ended: every event asked for, in order, with its outcome.
+    Finished(Vec<(LifecycleEventName, LifecycleOutcome)>),
 }
 
 /// Takes hosts out of service and puts them back.
@@ -161,6 +204,7 @@ pub trait Clock: Send + Sync {
 /// Everything the engine works through, as one bundle.
 pub trait Ports: Send + Sync {
     type Store: Store;
+    type Queue: StepQueue;
     type Revisions: RevisionSource;
     type Fleet: Fleet;
     type Hosts: HookRunner;
@@ -170,6 +214,7 @@ pub trait Ports: Send + Sync {
     type Clock: Clock;
 
     fn store(&self) -> &Self::Store;
+    fn queue(&self) -> &Self::Queue;
     fn revisions(&self) -> &Self::Revisions;
     fn fleet(&self) -> &Self::Fleet;
     fn hosts(&self) -> &Self::Hosts;

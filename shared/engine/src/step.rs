@@ -1,8 +1,9 @@
 //! Steps: the units of queued work between handlers. A step is a command for one deployment to
 //! carry out, or an event to deliver to one.
 
-use cutover_core::DeploymentId;
+use cutover_core::lifecycle::LifecycleEventName;
 use cutover_core::machine::{Command, Event};
+use cutover_core::{DeploymentId, TargetId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// One unit of queued work for one deployment.
@@ -11,6 +12,10 @@ use serde::{Deserialize, Serialize};
 pub struct Step {
     pub deployment_id: DeploymentId,
     pub work: Work,
+    /// Not to be carried out before this time. Queues that cannot hold a step that long (SQS
+    /// holds one for at most 15 minutes) hand it back early, and it is sent again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Timestamp>,
 }
 
 /// What a step asks for.
@@ -21,6 +26,14 @@ pub enum Work {
     Command(Command),
     /// Deliver an event to the deployment.
     Event(Event),
+    /// Look at a host command that runs `events` on `target`, and deliver their outcomes once
+    /// it has ended. `attempt` counts the earlier polls.
+    PollHost {
+        target: TargetId,
+        command_id: String,
+        events: Vec<LifecycleEventName>,
+        attempt: u32,
+    },
 }
 
 impl Step {
@@ -28,6 +41,7 @@ impl Step {
         Step {
             deployment_id,
             work: Work::Command(command),
+            not_before: None,
         }
     }
 
@@ -35,15 +49,20 @@ impl Step {
         Step {
             deployment_id,
             work: Work::Event(event),
+            not_before: None,
         }
+    }
+
+    /// The same step, not to be carried out before `at`.
+    pub fn not_before(mut self, at: Timestamp) -> Self {
+        self.not_before = Some(at);
+        self
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cutover_core::TargetId;
-    use cutover_core::lifecycle::LifecycleEventName;
 
     #[test]
     fn steps_round_trip_through_json() {

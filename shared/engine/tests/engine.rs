@@ -186,6 +186,66 @@ async fn steps_delivered_twice_or_shuffled_reach_the_same_end_state() {
     }
 }
 
+/// A deployment to three hosts that run their events as remote commands, polled later; with
+/// the end state, and how many commands each host was sent.
+async fn remote_deployment(mut driver: Driver, fail_on: Option<&str>) -> (Deployment, Vec<usize>) {
+    let engine = engine(3);
+    engine.ports().hosts.run_remotely();
+    let id = DeploymentId::from_entropy(1);
+    if let Some(h) = fail_on {
+        engine.ports().hosts.fail(&id, h, AfterInstall);
+    }
+    let created = create(&engine, 1, ONE_AT_A_TIME, "v1").await;
+    assert_eq!(created, id);
+    driver.run(&engine).await;
+    let ports = engine.ports();
+    let sent = HOSTS
+        .iter()
+        .map(|h| ports.hosts.commands_sent(&id, h))
+        .collect();
+    (ports.store.deployment(&id), sent)
+}
+
+#[tokio::test]
+async fn remote_hosts_are_sent_one_command_each_and_polled_until_it_ends() {
+    let (d, sent) = remote_deployment(Driver::in_order(), None).await;
+    assert_eq!(d.status(), DeploymentStatus::Succeeded);
+    assert_eq!(sent, [1, 1, 1]);
+    for h in HOSTS {
+        let t = d.target(&host(h)).unwrap();
+        assert_eq!(t.status, TargetStatus::Succeeded, "{h}");
+        assert!(
+            t.host_command.is_some(),
+            "{h} keeps the command that ran it"
+        );
+    }
+
+    // Delivered twice, or shuffled: a host still gets one command, and the end is the same.
+    for driver in [
+        Driver::in_order().twice(),
+        Driver::in_order().shuffled(3),
+        Driver::in_order().twice().shuffled(7),
+    ] {
+        let (again, sent) = remote_deployment(driver, None).await;
+        assert_eq!(sent, [1, 1, 1]);
+        assert_eq!(again, d);
+    }
+}
+
+#[tokio::test]
+async fn a_remote_command_that_fails_an_event_fails_the_host_and_skips_the_rest() {
+    let (d, sent) = remote_deployment(Driver::in_order(), Some("host-1")).await;
+    assert_eq!(d.status(), DeploymentStatus::Failed);
+    assert_eq!(sent, [1, 0, 0]);
+    use LifecycleEventStatus::{Failed, Skipped, Succeeded};
+    assert_eq!(
+        event_statuses(&d, "host-1"),
+        [
+            Succeeded, Succeeded, Succeeded, Succeeded, Failed, Skipped, Skipped
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_step_redelivered_after_a_crash_does_not_run_finished_events_again() {
     let engine = engine(3);

@@ -39,7 +39,7 @@ use cutover_core::model::{
     RevisionLocation,
 };
 use cutover_core::{DeploymentId, TargetId};
-use cutover_engine::{Engine, HookRunner, PortError};
+use cutover_engine::{Engine, HookRunner, HostRun, Polled, PortError};
 use cutover_local::driver::DriveEvents;
 use cutover_local::{LocalHost, LocalPorts, LocalStore};
 
@@ -244,22 +244,35 @@ fn measure_child(command: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// A hook runner that runs nothing: every lifecycle event succeeds at once.
+/// A hook runner that runs nothing: every lifecycle event succeeds at once. Like local hosts,
+/// it reports one event per call, so that the engine saves each outcome on its own.
 #[derive(Debug)]
 struct NullHosts;
 
 impl HookRunner for NullHosts {
-    async fn run_event(
+    async fn run(
         &self,
         _d: &Deployment,
         _target: &TargetId,
-        _event: LifecycleEventName,
-    ) -> Result<LifecycleOutcome, PortError> {
+        events: &[LifecycleEventName],
+    ) -> Result<HostRun, PortError> {
         let now = cutover_agent::run::now();
         let mut outcome = LifecycleOutcome::succeeded();
         outcome.start_time = Some(now);
         outcome.end_time = Some(now);
-        Ok(outcome)
+        Ok(HostRun::Finished(vec![(events[0], outcome)]))
+    }
+
+    async fn poll(
+        &self,
+        target: &TargetId,
+        command_id: &str,
+        _events: &[LifecycleEventName],
+        _attempt: u32,
+    ) -> Result<Polled, PortError> {
+        Err(PortError::permanent(format!(
+            "{target} finishes its events at once; it has no command {command_id}"
+        )))
     }
 
     async fn stop(&self, _d: &Deployment, _targets: &[TargetId]) -> Result<(), PortError> {

@@ -24,8 +24,8 @@ use cutover_core::model::{
 };
 use cutover_core::{DeploymentId, TargetId, Timestamp};
 use cutover_engine::{
-    Alarms, Clock, Commit, Fleet, HookRunner, Notifier, PortError, Ports, Resolution,
-    RevisionSource, Step, Store, TrafficRouter, Validation,
+    Alarms, Clock, Commit, Fleet, HookRunner, HostRun, Notifier, Polled, PortError, Ports,
+    Resolution, RevisionSource, Step, StepQueue, Store, TrafficRouter, Validation,
 };
 use tokio::sync::Semaphore;
 
@@ -68,6 +68,7 @@ impl<H: HookRunner> LocalPorts<H> {
 
 impl<H: HookRunner> Ports for LocalPorts<H> {
     type Store = LocalStore;
+    type Queue = LocalStore;
     type Revisions = LocalRevisions;
     type Fleet = LocalFleet;
     type Hosts = H;
@@ -77,6 +78,9 @@ impl<H: HookRunner> Ports for LocalPorts<H> {
     type Clock = SystemClock;
 
     fn store(&self) -> &LocalStore {
+        &self.store
+    }
+    fn queue(&self) -> &LocalStore {
         &self.store
     }
     fn revisions(&self) -> &LocalRevisions {
@@ -135,6 +139,14 @@ impl Store for LocalStore {
         group: &str,
     ) -> Result<Option<PreviousDeployment>, PortError> {
         Ok(LocalStore::last_successful(self, application, group)?)
+    }
+}
+
+/// Steps queued apart from a commit. They are claimed as soon as they are queued: `not_before`
+/// only spaces out the polls of remote host commands, which local hosts never send.
+impl StepQueue for LocalStore {
+    async fn send(&self, steps: Vec<Step>) -> Result<(), PortError> {
+        Ok(self.enqueue(&steps)?)
     }
 }
 
@@ -296,12 +308,17 @@ impl LocalHosts {
 }
 
 impl HookRunner for LocalHosts {
-    async fn run_event(
+    /// Runs the first of `events` while the engine waits, so that each outcome is saved before
+    /// the next event starts.
+    async fn run(
         &self,
         d: &Deployment,
         target: &TargetId,
-        event: LifecycleEventName,
-    ) -> Result<LifecycleOutcome, PortError> {
+        events: &[LifecycleEventName],
+    ) -> Result<HostRun, PortError> {
+        let &[event, ..] = events else {
+            return Ok(HostRun::Finished(Vec::new()));
+        };
         let req = self.request(d, target)?;
         let _turn = self
             .parallel
@@ -319,12 +336,27 @@ impl HookRunner for LocalHosts {
             LifecycleEventStatus::Skipped => OutcomeStatus::Skipped,
             _ => OutcomeStatus::Failed,
         };
-        Ok(LifecycleOutcome {
+        let outcome = LifecycleOutcome {
             status,
             diagnostics: report.diagnostics,
             start_time: report.start_time,
             end_time: report.end_time,
-        })
+        };
+        Ok(HostRun::Finished(vec![(event, outcome)]))
+    }
+
+    /// Local hosts finish their events before `run` returns, so there is never a command to
+    /// poll.
+    async fn poll(
+        &self,
+        target: &TargetId,
+        command_id: &str,
+        _events: &[LifecycleEventName],
+        _attempt: u32,
+    ) -> Result<Polled, PortError> {
+        Err(PortError::permanent(format!(
+            "{target} is a local host: it has no command {command_id} to look at"
+        )))
     }
 
     /// Scripts already running are let finish: the engine starts nothing more on these hosts

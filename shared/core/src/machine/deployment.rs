@@ -96,6 +96,33 @@ pub struct Target {
     /// traffic router. Outcomes are accepted only for those.
     #[serde(default)]
     pub dispatched: usize,
+    /// The remote command running the target's current run, when a host runs its events as one
+    /// command whose outcome arrives later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_command: Option<HostCommand>,
+}
+
+/// A remote command that runs one run of a target's lifecycle events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostCommand {
+    pub command_id: String,
+    /// The target's `dispatched` when the command was sent: the command belongs to the run that
+    /// ends there.
+    pub run_end: usize,
+}
+
+impl Target {
+    /// The command running the target's current run, if one was sent and the run has not
+    /// finished.
+    pub fn running_command(&self) -> Option<&HostCommand> {
+        let command = self.host_command.as_ref()?;
+        let running = command.run_end == self.dispatched
+            && self.lifecycle_events[..self.dispatched]
+                .iter()
+                .any(|e| !e.status.is_final());
+        running.then_some(command)
+    }
 }
 
 impl Target {
@@ -111,6 +138,7 @@ impl Target {
                 .collect(),
             instance_label: None,
             dispatched: 0,
+            host_command: None,
         }
     }
 

@@ -13,7 +13,8 @@
 use std::sync::Arc;
 
 use super::{
-    Command, CoreError, Deployment, LifecycleOutcome, OutcomeStatus, Phase, Target, finish,
+    Command, CoreError, Deployment, HostCommand, LifecycleOutcome, OutcomeStatus, Phase, Target,
+    finish,
 };
 use crate::ids::TargetId;
 use crate::lifecycle::{self, LifecycleEventName};
@@ -73,6 +74,31 @@ pub(super) fn start(
     d.phase = Phase::InPlace { plan };
     progress(d, now, out);
     Ok(())
+}
+
+/// `HostCommandSent`: remember the command running the target's current run. A second command
+/// for the same run (a step delivered twice) is not recorded; the first one stands.
+pub(super) fn on_host_command(
+    d: &mut Deployment,
+    target: &TargetId,
+    command_id: String,
+    now: Timestamp,
+) {
+    let Some(t) = d.targets.iter_mut().find(|t| &t.target_id == target) else {
+        return;
+    };
+    let run_unfinished = t.lifecycle_events[..t.dispatched]
+        .iter()
+        .any(|e| !e.status.is_final());
+    if !run_unfinished || t.running_command().is_some() {
+        return;
+    }
+    let t = Arc::make_mut(t);
+    t.host_command = Some(HostCommand {
+        command_id,
+        run_end: t.dispatched,
+    });
+    t.last_updated_at = Some(now);
 }
 
 /// `LifecycleEventFinished`: record the outcome, then move hosts along.

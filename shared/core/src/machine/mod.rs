@@ -17,7 +17,9 @@ mod finish;
 mod in_place;
 pub mod phase;
 
-pub use deployment::{CreateDeployment, Deployment, DeploymentOptions, PreviousDeployment, Target};
+pub use deployment::{
+    CreateDeployment, Deployment, DeploymentOptions, HostCommand, PreviousDeployment, Target,
+};
 pub use phase::{FinalStatus, Phase, PhaseKind};
 
 use serde::{Deserialize, Serialize};
@@ -61,6 +63,13 @@ pub enum Event {
         event: LifecycleEventName,
         outcome: LifecycleOutcome,
     },
+    /// A host was handed the events it is running now as one remote command (an SSM command,
+    /// for example), whose outcome arrives later. Recording it keeps a step that is delivered
+    /// again from starting the same events twice.
+    HostCommandSent {
+        target: TargetId,
+        command_id: String,
+    },
     /// A watched alarm is in the ALARM state.
     AlarmRaised { alarm: String },
     /// The alarms' state could not be read.
@@ -82,6 +91,7 @@ impl Event {
             Event::TargetsResolved { .. } => EventKind::TargetsResolved,
             Event::TargetsUnresolved { .. } => EventKind::TargetsUnresolved,
             Event::LifecycleEventFinished { .. } => EventKind::LifecycleEventFinished,
+            Event::HostCommandSent { .. } => EventKind::HostCommandSent,
             Event::AlarmRaised { .. } => EventKind::AlarmRaised,
             Event::AlarmPollFailed { .. } => EventKind::AlarmPollFailed,
             Event::StopRequested { .. } => EventKind::StopRequested,
@@ -100,6 +110,7 @@ pub enum EventKind {
     TargetsResolved,
     TargetsUnresolved,
     LifecycleEventFinished,
+    HostCommandSent,
     AlarmRaised,
     AlarmPollFailed,
     StopRequested,

@@ -9,6 +9,7 @@
 //!  ResolvingTargets ───── TargetsResolved ────▶ Finished(Failed)        (no targets, or too few)
 //!  ResolvingTargets ───── TargetsUnresolved ──▶ Finished(Failed)
 //!  InPlace ────────────── LifecycleEventFinished ──▶ InPlace | Finished(Succeeded | Failed)
+//!  InPlace ────────────── HostCommandSent ─────────▶ InPlace
 //!  any started phase ──── AlarmRaised, AlarmPollFailed ──▶ Finished(Stopped)
 //!  any unfinished phase ─ StopRequested ──────▶ Finished(Stopped)
 //!  Finished ───────────── anything ───────────▶ Finished (ignored)
@@ -155,6 +156,7 @@ pub const GRAPH: &[(PhaseKind, EventKind, &[PhaseKind])] = &[
         E::LifecycleEventFinished,
         &[P::InPlace, P::Succeeded, P::Failed],
     ),
+    (P::InPlace, E::HostCommandSent, &[P::InPlace]),
     (
         P::ValidatingRevision,
         E::AlarmRaised,
@@ -250,6 +252,9 @@ pub(super) fn apply(
                 outcome,
             },
         ) => in_place::on_lifecycle_event(d, &target, event, outcome, now, out),
+        (Phase::InPlace { .. }, Event::HostCommandSent { target, command_id }) => {
+            in_place::on_host_command(d, &target, command_id, now);
+        }
 
         (phase, Event::AlarmRaised { alarm })
             if phase.is_started() && d.options.alarm_configuration.watches(&alarm) =>

@@ -23,8 +23,8 @@ use cutover_core::model::{
 };
 use cutover_core::{DeploymentId, TargetId, Timestamp};
 use cutover_engine::{
-    Alarms, Clock, Commit, Engine, Fleet, HookRunner, Notifier, PortError, Ports, Resolution,
-    RevisionSource, Step, Store, TrafficRouter, Validation,
+    Alarms, Clock, Commit, Engine, Fleet, HookRunner, Notifier, Polled, PortError, Ports,
+    Resolution, RevisionSource, Step, StepQueue, Store, TrafficRouter, Validation,
 };
 use tokio::sync::Notify;
 
@@ -116,6 +116,7 @@ impl MemoryPorts {
 
 impl Ports for MemoryPorts {
     type Store = MemoryStore;
+    type Queue = MemoryStore;
     type Revisions = MemoryRevisions;
     type Fleet = MemoryFleet;
     type Hosts = MemoryHosts;
@@ -125,6 +126,9 @@ impl Ports for MemoryPorts {
     type Clock = ManualClock;
 
     fn store(&self) -> &MemoryStore {
+        &self.store
+    }
+    fn queue(&self) -> &MemoryStore {
         &self.store
     }
     fn revisions(&self) -> &MemoryRevisions {
@@ -247,6 +251,13 @@ impl MemoryStore {
 
     pub fn conflicts_reported(&self) -> usize {
         lock(&self.state).conflicts_reported
+    }
+}
+
+impl StepQueue for MemoryStore {
+    async fn send(&self, steps: Vec<Step>) -> Result<(), PortError> {
+        lock(&self.state).outbox.extend(steps);
+        Ok(())
     }
 }
 
@@ -396,6 +407,13 @@ struct HostsState {
     unreachable: BTreeSet<TargetId>,
     stopped: Vec<(DeploymentId, TargetId)>,
     holds: Vec<(EventKey, Arc<Hold>)>,
+    /// Hosts run their events as remote commands, polled later, instead of while the engine
+    /// waits.
+    remote: bool,
+    /// The remote commands sent, by id: the deployment, target and events each runs.
+    commands: Vec<(DeploymentId, TargetId, Vec<LifecycleEventName>)>,
+    /// How each ended command ended, by its index in `commands`.
+    ended: BTreeMap<usize, Vec<(LifecycleEventName, LifecycleOutcome)>>,
 }
 
 /// A host held at the start of one lifecycle event until the test lets it go (or drops the
@@ -440,6 +458,20 @@ impl MemoryHosts {
         hold
     }
 
+    /// From now on hosts run their events as remote commands that the engine polls.
+    pub fn run_remotely(&self) {
+        lock(&self.state).remote = true;
+    }
+
+    /// How many remote commands were sent to `target` for deployment `id`.
+    pub fn commands_sent(&self, id: &DeploymentId, target: &str) -> usize {
+        lock(&self.state)
+            .commands
+            .iter()
+            .filter(|(d, t, _)| d == id && t.as_str() == target)
+            .count()
+    }
+
     pub fn runs(&self) -> Vec<HostRun> {
         lock(&self.state).runs.clone()
     }
@@ -460,14 +492,13 @@ impl MemoryHosts {
     }
 }
 
-impl HookRunner for MemoryHosts {
+impl MemoryHosts {
     async fn run_event(
         &self,
-        deployment: &Deployment,
+        id: &DeploymentId,
         target: &TargetId,
         event: LifecycleEventName,
     ) -> Result<LifecycleOutcome, PortError> {
-        let id = &deployment.deployment_id;
         let key = (id.clone(), target.clone(), event);
         let hold = {
             let mut state = lock(&self.state);
@@ -501,6 +532,78 @@ impl HookRunner for MemoryHosts {
         } else {
             LifecycleOutcome::succeeded()
         })
+    }
+}
+
+impl HookRunner for MemoryHosts {
+    async fn run(
+        &self,
+        deployment: &Deployment,
+        target: &TargetId,
+        events: &[LifecycleEventName],
+    ) -> Result<cutover_engine::HostRun, PortError> {
+        let id = &deployment.deployment_id;
+        {
+            let mut state = lock(&self.state);
+            if state.remote {
+                if state.unreachable.contains(target) {
+                    return Err(PortError::permanent(format!("{target} does not answer")));
+                }
+                state
+                    .commands
+                    .push((id.clone(), target.clone(), events.to_vec()));
+                return Ok(cutover_engine::HostRun::Started {
+                    command_id: format!("command-{}", state.commands.len()),
+                    poll_after: Duration::from_secs(2),
+                });
+            }
+        }
+        let outcome = self.run_event(id, target, events[0]).await?;
+        Ok(cutover_engine::HostRun::Finished(vec![(
+            events[0], outcome,
+        )]))
+    }
+
+    /// A remote command is still running on its first poll, and ends on the second, having run
+    /// its events one by one up to the first failure. Later polls read how it ended.
+    async fn poll(
+        &self,
+        target: &TargetId,
+        command_id: &str,
+        events: &[LifecycleEventName],
+        attempt: u32,
+    ) -> Result<Polled, PortError> {
+        if attempt == 0 {
+            return Ok(Polled::Running(Duration::from_secs(5)));
+        }
+        let index: usize = command_id
+            .strip_prefix("command-")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| PortError::permanent(format!("no command {command_id}")))?;
+        let (id, sent_to, sent_events) = lock(&self.state).commands[index - 1].clone();
+        if let Some(ended) = lock(&self.state).ended.get(&index) {
+            return Ok(Polled::Finished(ended.clone()));
+        }
+        assert_eq!(&sent_to, target);
+        assert_eq!(sent_events, events);
+        let mut outcomes = Vec::new();
+        let mut failed = false;
+        for &event in events {
+            let outcome = if failed {
+                LifecycleOutcome {
+                    status: cutover_core::machine::OutcomeStatus::Skipped,
+                    diagnostics: None,
+                    start_time: None,
+                    end_time: None,
+                }
+            } else {
+                self.run_event(&id, target, event).await?
+            };
+            failed |= outcome.status != cutover_core::machine::OutcomeStatus::Succeeded;
+            outcomes.push((event, outcome));
+        }
+        lock(&self.state).ended.insert(index, outcomes.clone());
+        Ok(Polled::Finished(outcomes))
     }
 
     async fn stop(&self, deployment: &Deployment, targets: &[TargetId]) -> Result<(), PortError> {
