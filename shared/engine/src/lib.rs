@@ -22,6 +22,6 @@ pub use engine::Engine;
 pub use error::{EngineError, PortError};
 pub use ports::{
     Alarms, Clock, Commit, Fleet, HookRunner, HostRun, Notifier, Polled, Ports, Resolution,
-    RevisionSource, StepQueue, Store, TrafficRouter, Validation,
+    RevisionSource, StepQueue, Store, SystemClock, TrafficRouter, Validation,
 };
 pub use step::{Step, Work};

@@ -22,10 +22,10 @@ use cutover_core::machine::{
 use cutover_core::model::{
     ErrorCode, ErrorInformation, LifecycleEventStatus, RevisionLocation, TriggerEventType,
 };
-use cutover_core::{DeploymentId, TargetId, Timestamp};
+use cutover_core::{DeploymentId, TargetId};
 use cutover_engine::{
-    Alarms, Clock, Commit, Fleet, HookRunner, HostRun, Notifier, Polled, PortError, Ports,
-    Resolution, RevisionSource, Step, StepQueue, Store, TrafficRouter, Validation,
+    Alarms, Commit, Fleet, HookRunner, HostRun, Notifier, Polled, PortError, Ports,
+    Resolution, RevisionSource, Step, StepQueue, Store, SystemClock, TrafficRouter, Validation,
 };
 use tokio::sync::Semaphore;
 
@@ -400,12 +400,3 @@ impl Notifier for FileNotifier {
     }
 }
 
-/// The system clock.
-#[derive(Clone, Copy, Debug)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        now()
-    }
-}
