@@ -8,7 +8,9 @@ with two extensions of cutover's own (see infra/README.md):
 - every AWS request is counted by service and operation, and the counts are served at
   /cutover-emulator/requests (request_counter.py);
 - requests in AWS's RPC v2 CBOR protocol, which recent SDKs use for CloudWatch and moto does not
-  speak, are translated to the JSON protocol moto serves (rpc_v2_cbor.py).
+  speak, are translated to the JSON protocol moto serves (rpc_v2_cbor.py);
+- SSM DescribeInstanceInformation, which moto lacks, lists moto's EC2 instances as managed nodes
+  (ssm_instance_information.py).
 
 Usage: launcher.py --hosts-dir DIR [--agent-dir DIR] [--host 127.0.0.1] [--port 5055] [--url-file FILE]
 """
@@ -102,10 +104,12 @@ def main(argv: list[str]) -> int:
     # The extensions sit beside this file; compiling them must not leave files in the source tree.
     sys.dont_write_bytecode = True
     import ssm_commands
+    import ssm_instance_information
     from request_counter import RequestCounter
     from rpc_v2_cbor import RpcV2CborToJson
 
     ssm_commands.install(ssm_commands.HostSettings(hosts_dir=hosts_dir, agent_dir=agent_dir))
+    ssm_instance_information.install()
     moto_app = DomainDispatcherApplication(create_backend_app)
     moto_app.debug = True  # type: ignore[attr-defined]  # as moto's own server sets it
     app = RequestCounter(RpcV2CborToJson(moto_app))

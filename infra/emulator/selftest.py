@@ -2,7 +2,7 @@
 
 It deploys examples/webapp through cutover's SSM document with the real cutover-agent, and checks
 the agent-missing path, SSM's refusals, cancel, timeout, output truncation, the request counter
-and CloudWatch in RPC v2 CBOR.
+CloudWatch in RPC v2 CBOR and DescribeInstanceInformation.
 
 Usage: .venv/bin/python infra/emulator/selftest.py --agent-dir target/debug [unittest options]
 """
@@ -398,6 +398,35 @@ class EmulatorTest(unittest.TestCase):
         )
         self.assertEqual(status, 404)
         self.assertTrue(answer["__type"].endswith("ResourceNotFound"), answer)
+
+    def test_lists_managed_nodes(self) -> None:
+        running, stopped = self.instance(role="web"), self.instance(role="web")
+        self.ec2.stop_instances(InstanceIds=[stopped])
+        on_premises = "mi-0fedcba9876543210"
+        listed = self.ssm.describe_instance_information(
+            Filters=[{"Key": "InstanceIds", "Values": [running, stopped, on_premises]}]
+        )["InstanceInformationList"]
+        self.assertEqual(
+            {(n["InstanceId"], n["PingStatus"], n["ResourceType"]) for n in listed},
+            {
+                (running, "Online", "EC2Instance"),
+                (stopped, "ConnectionLost", "EC2Instance"),
+                (on_premises, "Online", "ManagedInstance"),
+            },
+        )
+        online = self.ssm.describe_instance_information(
+            Filters=[{"Key": "tag:role", "Values": ["web"]}, {"Key": "PingStatus", "Values": ["Online"]}]
+        )["InstanceInformationList"]
+        self.assertIn(running, [n["InstanceId"] for n in online])
+        self.assertNotIn(stopped, [n["InstanceId"] for n in online])
+        more = {self.instance() for _ in range(5)}
+        pages = list(
+            self.ssm.get_paginator("describe_instance_information").paginate(PaginationConfig={"PageSize": 5})
+        )
+        self.assertGreater(len(pages), 1)
+        everyone = [n["InstanceId"] for page in pages for n in page["InstanceInformationList"]]
+        self.assertEqual(len(everyone), len(set(everyone)))
+        self.assertTrue({running, stopped} | more <= set(everyone))
 
     def test_a_moto_reset_stops_running_scripts(self) -> None:
         instance_id = self.instance()
