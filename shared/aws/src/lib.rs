@@ -4,7 +4,15 @@
 
 pub mod alarms;
 pub mod config;
+pub mod error;
 pub mod fleet;
+pub mod function;
+pub mod hosts;
+pub mod notifier;
+pub mod ports;
+pub mod queue;
+pub mod revisions;
+pub mod store;
 pub mod traffic;
 
 pub use aws_config;
@@ -17,3 +25,11 @@ pub use aws_sdk_s3 as s3;
 pub use aws_sdk_sqs as sqs;
 pub use aws_sdk_ssm as ssm;
 pub use cutover_engine as engine;
+
+use cutover_core::Timestamp;
+use cutover_engine::{Clock, SystemClock};
+
+/// The time now, by the system clock.
+pub(crate) fn now() -> Timestamp {
+    SystemClock.now()
+}

@@ -95,7 +95,10 @@ impl SqsQueue {
     pub async fn send_at(&self, steps: Vec<Step>, now: Timestamp) -> Result<(), PortError> {
         let mut by_queue: BTreeMap<StepFunction, Vec<Step>> = BTreeMap::new();
         for step in steps.into_iter().flat_map(one_host_each) {
-            by_queue.entry(StepFunction::of(&step)).or_default().push(step);
+            by_queue
+                .entry(StepFunction::of(&step))
+                .or_default()
+                .push(step);
         }
         for (function, steps) in by_queue {
             let url = self.urls.get(&function).ok_or_else(|| {

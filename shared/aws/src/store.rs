@@ -124,7 +124,9 @@ impl DynamoStore {
         application: &str,
         group: &str,
     ) -> Result<Option<DeploymentGroupInfo>, PortError> {
-        let Some(item) = self.get(format!("APP#{application}"), format!("GROUP#{group}")).await?
+        let Some(item) = self
+            .get(format!("APP#{application}"), format!("GROUP#{group}"))
+            .await?
         else {
             return Ok(None);
         };
@@ -407,7 +409,10 @@ impl Store for DynamoStore {
         let Some(meta) = meta else {
             return Ok(None);
         };
-        let mut d: Deployment = parse(meta.get("body").ok_or_else(|| corrupt(id, "META"))?, "deployment")?;
+        let mut d: Deployment = parse(
+            meta.get("body").ok_or_else(|| corrupt(id, "META"))?,
+            "deployment",
+        )?;
         targets.sort_by_key(|(idx, _)| *idx);
         d.targets = targets.into_iter().map(|(_, t)| t).collect();
         self.remember(&d);
@@ -463,7 +468,11 @@ impl Store for DynamoStore {
         // needed (a change to more than 99 targets at once), the targets are written first, and
         // a reader sees them only once the deployment's new version is there.
         let meta_write = TransactWriteItem::builder()
-            .put(meta_put.build().map_err(|e| PortError::permanent(e.to_string()))?)
+            .put(
+                meta_put
+                    .build()
+                    .map_err(|e| PortError::permanent(e.to_string()))?,
+            )
             .build();
         let mut chunks: Vec<Vec<TransactWriteItem>> = writes
             .chunks(TRANSACTION_ITEMS)

@@ -24,8 +24,8 @@ use cutover_core::model::{
 };
 use cutover_core::{DeploymentId, TargetId};
 use cutover_engine::{
-    Alarms, Commit, Fleet, HookRunner, HostRun, Notifier, Polled, PortError, Ports,
-    Resolution, RevisionSource, Step, StepQueue, Store, SystemClock, TrafficRouter, Validation,
+    Alarms, Commit, Fleet, HookRunner, HostRun, Notifier, Polled, PortError, Ports, Resolution,
+    RevisionSource, Step, StepQueue, Store, SystemClock, TrafficRouter, Validation,
 };
 use tokio::sync::Semaphore;
 
@@ -399,4 +399,3 @@ impl Notifier for FileNotifier {
         write().map_err(|e| PortError::transient(format!("{}: {e}", self.0.display())))
     }
 }
-
