@@ -1,7 +1,14 @@
 //! End-to-end tests of cutover: they run the real binaries, never the handlers directly.
 //!
-//! This library only finds things: the binaries that `cargo build --workspace` put next to the
-//! test executables, and the repository's own files (examples, fixtures).
+//! This library finds the binaries that `cargo build --workspace` put next to the test
+//! executables and the repository's own files (examples, fixtures), and runs the function
+//! binaries the way AWS Lambda does, against the AWS emulator: [`lambda::Function`] serves a
+//! function the Lambda Runtime API, [`events::EventSource`] feeds it from an SQS queue, and
+//! [`emulator::Emulator`] reaches the emulator.
+
+pub mod emulator;
+pub mod events;
+pub mod lambda;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
