@@ -6,6 +6,7 @@
 //! function the Lambda Runtime API, [`events::EventSource`] feeds it from an SQS queue, and
 //! [`emulator::Emulator`] reaches the emulator.
 
+pub mod cloud;
 pub mod emulator;
 pub mod events;
 pub mod lambda;

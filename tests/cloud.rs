@@ -1,0 +1,425 @@
+//! A whole cutover stack in the emulator, for end-to-end tests of the cloud functions: the
+//! table, the four step queues with their dead-letter queues, the SSM document, a revision
+//! bucket, and the six real function binaries fed as Lambda feeds them. Every name is unique,
+//! so stacks of tests running in parallel never meet.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cutover_aws::dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use cutover_aws::engine::Store;
+use cutover_aws::engine::core::DeploymentId;
+use cutover_aws::engine::core::machine::Deployment;
+use cutover_aws::engine::core::model::DeploymentGroupInfo;
+use cutover_aws::queue::StepFunction;
+use cutover_aws::s3::primitives::ByteStream;
+use cutover_aws::s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use cutover_aws::sqs::types::QueueAttributeName;
+use cutover_aws::store::{DynamoStore, S3Trigger};
+use cutover_aws::{dynamodb, ec2, ssm};
+use serde_json::{Value, json};
+
+use crate::emulator::{Emulator, Queue, unique};
+use crate::events::{EventSource, s3_object_created_event};
+use crate::lambda::Function;
+use crate::{binary, repo_root};
+
+/// How long a received step stays hidden: long enough for any step, short enough that a
+/// step whose function died comes back within the test.
+pub const VISIBILITY_SECONDS: u32 = 8;
+
+/// A stack in the emulator, with its functions running.
+#[derive(Debug)]
+pub struct Stack {
+    pub emulator: Emulator,
+    pub table: String,
+    pub bucket: String,
+    pub document: String,
+    pub queues: BTreeMap<StepFunction, Queue>,
+    pub functions: BTreeMap<&'static str, Arc<Function>>,
+    pub store: DynamoStore,
+    /// The value of the `cutover-test` tag on this stack's instances.
+    pub tag: String,
+    sources: Vec<EventSource>,
+}
+
+impl Stack {
+    /// Creates the resources and starts the functions, with extra environment for them.
+    pub async fn start(extra_env: &[(&str, &str)]) -> Stack {
+        let emulator = Emulator::connect().await;
+        let config = emulator.config().clone();
+        let name = unique("cutover");
+
+        let table = format!("{name}-state");
+        dynamodb::Client::new(&config)
+            .create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("PK"))
+            .attribute_definitions(attribute("SK"))
+            .key_schema(key("PK", KeyType::Hash))
+            .key_schema(key("SK", KeyType::Range))
+            .send()
+            .await
+            .expect("the table is created");
+
+        let mut queues = BTreeMap::new();
+        for function in StepFunction::ALL {
+            let queue = emulator
+                .queue_with_dead_letter_queue(
+                    &format!("{name}-{}", function.name()),
+                    5,
+                    VISIBILITY_SECONDS,
+                )
+                .await;
+            queues.insert(function, queue);
+        }
+
+        let bucket = format!("{name}-revisions");
+        let s3 = cutover_aws::ports::s3_client(&config);
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("the bucket is created");
+        s3.put_bucket_versioning()
+            .bucket(&bucket)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("versioning is on");
+
+        let document = format!("{name}-run-agent");
+        let content = std::fs::read_to_string(repo_root().join("infra/ssm/cutover-run-agent.yaml"))
+            .expect("the SSM document is in infra/ssm");
+        ssm::Client::new(&config)
+            .create_document()
+            .name(&document)
+            .content(content)
+            .document_type(ssm::types::DocumentType::Command)
+            .document_format(ssm::types::DocumentFormat::Yaml)
+            .send()
+            .await
+            .expect("the SSM document is created");
+
+        let mut env: Vec<(String, String)> = emulator.function_env();
+        env.push(("CUTOVER_TABLE".into(), table.clone()));
+        env.push(("CUTOVER_SSM_DOCUMENT".into(), document.clone()));
+        env.push(("RUST_LOG".into(), "info".into()));
+        for (function, queue) in &queues {
+            env.push((function.queue_env().into(), queue.url.clone()));
+        }
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+
+        let mut functions = BTreeMap::new();
+        let mut sources = Vec::new();
+        for name in [
+            "validate-revision",
+            "run-hooks",
+            "shift-traffic",
+            "finalize",
+            "s3-trigger",
+            "schedule",
+        ] {
+            let function = Arc::new(Function::start(&binary(name), &env));
+            functions.insert(name, function);
+        }
+        for (function, queue) in &queues {
+            sources.push(EventSource::sqs(
+                functions[function.name()].clone(),
+                queue.url.clone(),
+                emulator.sqs(),
+                10,
+            ));
+        }
+
+        let settings = cutover_aws::ports::Settings::from_lookup(|k| {
+            env.iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+        })
+        .expect("the stack's settings are complete");
+        let queue = cutover_aws::queue::SqsQueue::new(emulator.sqs(), settings.queues);
+        let store = DynamoStore::new(dynamodb::Client::new(&config), &table, queue);
+        Stack {
+            emulator,
+            table,
+            bucket,
+            document,
+            queues,
+            functions,
+            store,
+            tag: name,
+            sources,
+        }
+    }
+
+    /// Runs `n` instances tagged `cutover-test=<this stack>` plus `tags`; their ids, sorted.
+    pub async fn instances(&self, n: i32, tags: &[(&str, &str)]) -> Vec<String> {
+        let mut spec = ec2::types::TagSpecification::builder()
+            .resource_type(ec2::types::ResourceType::Instance)
+            .tags(
+                ec2::types::Tag::builder()
+                    .key("cutover-test")
+                    .value(&self.tag)
+                    .build(),
+            );
+        for (k, v) in tags {
+            spec = spec.tags(ec2::types::Tag::builder().key(*k).value(*v).build());
+        }
+        let out = ec2::Client::new(self.emulator.config())
+            .run_instances()
+            .image_id("ami-12c6146b")
+            .instance_type(ec2::types::InstanceType::T3Micro)
+            .min_count(n)
+            .max_count(n)
+            .tag_specifications(spec.build())
+            .send()
+            .await
+            .expect("the instances run");
+        let mut ids: Vec<String> = out
+            .instances()
+            .iter()
+            .filter_map(|i| i.instance_id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Saves application `app` and its group `group`, which deploys to this stack's instances
+    /// with `config` and starts on uploads under `<group>/`. `extra` adds group settings, in
+    /// CodeDeploy's JSON.
+    pub async fn group(
+        &self,
+        app: &str,
+        group: &str,
+        config: &str,
+        extra: Value,
+    ) -> DeploymentGroupInfo {
+        let mut body = json!({
+            "applicationName": app,
+            "deploymentGroupId": format!("{}-{group}", self.tag),
+            "deploymentGroupName": group,
+            "deploymentConfigName": config,
+            "ec2TagFilters": [{"Key": "cutover-test", "Value": self.tag, "Type": "KEY_AND_VALUE"}],
+        });
+        if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            body.extend(extra);
+        }
+        let info: DeploymentGroupInfo =
+            serde_json::from_value(body).expect("the group's settings are CodeDeploy's");
+        self.store
+            .put_application(app)
+            .await
+            .expect("the application is saved");
+        let trigger = S3Trigger {
+            bucket: self.bucket.clone(),
+            key_prefix: format!("{group}/"),
+        };
+        self.store
+            .put_group(&info, Some(&trigger))
+            .await
+            .expect("the group is saved");
+        info
+    }
+
+    /// Uploads `dir` as a zip to `key`; the object's ETag and version.
+    pub async fn upload(&self, key: &str, dir: &Path) -> (String, Option<String>) {
+        let out = cutover_aws::ports::s3_client(self.emulator.config())
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(zip_dir(dir)))
+            .send()
+            .await
+            .expect("the revision is uploaded");
+        (out.e_tag.unwrap_or_default(), out.version_id)
+    }
+
+    /// Uploads `dir` to `key` and tells `s3-trigger`, as S3 does; the deployments it started.
+    pub async fn deploy_upload(&self, key: &str, dir: &Path) -> Vec<DeploymentId> {
+        let (etag, version) = self.upload(key, dir).await;
+        let event = s3_object_created_event(&self.bucket, key, 1, &etag, version.as_deref());
+        let out = self.functions["s3-trigger"]
+            .invoke(event, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("s3-trigger failed: {e}"));
+        out["deploymentIds"]
+            .as_array()
+            .expect("s3-trigger names the deployments it started")
+            .iter()
+            .map(|id| id.as_str().unwrap().parse().unwrap())
+            .collect()
+    }
+
+    pub async fn deployment(&self, id: &DeploymentId) -> Deployment {
+        self.store
+            .load(id)
+            .await
+            .expect("the table answers")
+            .unwrap_or_else(|| panic!("deployment {id} is not in the table"))
+    }
+
+    /// Waits until the deployment exists and has finished, and returns it.
+    pub async fn finished(&self, id: &DeploymentId, within: Duration) -> Deployment {
+        let deadline = Instant::now() + within;
+        loop {
+            let d = self.store.load(id).await.expect("the table answers");
+            if let Some(d) = &d
+                && d.is_finished()
+            {
+                return d.clone();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "deployment {id} did not finish within {within:?}; it is {:?}\n{}",
+                    d.map(|d| d.phase),
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Waits until every step queue is empty: nothing visible, in flight or delayed.
+    pub async fn settled(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        let sqs = self.emulator.sqs();
+        'poll: loop {
+            assert!(
+                Instant::now() < deadline,
+                "the step queues did not empty within {within:?}"
+            );
+            for queue in self.queues.values() {
+                let attrs = sqs
+                    .get_queue_attributes()
+                    .queue_url(&queue.url)
+                    .attribute_names(QueueAttributeName::All)
+                    .send()
+                    .await
+                    .expect("the queue answers")
+                    .attributes
+                    .unwrap_or_default();
+                let busy = [
+                    QueueAttributeName::ApproximateNumberOfMessages,
+                    QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                    QueueAttributeName::ApproximateNumberOfMessagesDelayed,
+                ]
+                .iter()
+                .any(|a| attrs.get(a).is_some_and(|n| n != "0"));
+                if busy {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    continue 'poll;
+                }
+            }
+            return;
+        }
+    }
+
+    /// The messages in a step function's dead-letter queue.
+    pub async fn dead_letters(&self, function: StepFunction) -> u64 {
+        let sqs = self.emulator.sqs();
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&self.queues[&function].dead_letter_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .expect("the queue answers")
+            .attributes
+            .unwrap_or_default();
+        attrs
+            .get(&QueueAttributeName::ApproximateNumberOfMessages)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Where the emulator keeps an instance's files: it stands in for the host's `/`.
+    pub fn host_root(&self, instance: &str) -> PathBuf {
+        repo_root().join(".cutover/emulator/hosts").join(instance)
+    }
+
+    /// Every function's log, for a failing test's message.
+    pub fn logs(&self) -> String {
+        self.functions
+            .iter()
+            .map(|(name, f)| format!("----- {name} -----\n{}", tail(&f.logs(), 6000)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Stops feeding the step functions.
+    pub fn stop_sources(&self) {
+        for source in &self.sources {
+            source.stop();
+        }
+    }
+}
+
+fn tail(text: &str, bytes: usize) -> &str {
+    let mut start = text.len().saturating_sub(bytes);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+fn attribute(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .unwrap()
+}
+
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .unwrap()
+}
+
+/// `dir` as a zip archive, with each file's mode, as `zip -r` makes it.
+pub fn zip_dir(dir: &Path) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            let name = path
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            let options = zip::write::SimpleFileOptions::default().unix_permissions(mode & 0o7777);
+            if path.is_dir() {
+                zip.add_directory(format!("{name}/"), options).unwrap();
+                stack.push(path);
+            } else {
+                zip.start_file(name, options).unwrap();
+                zip.write_all(&std::fs::read(&path).unwrap()).unwrap();
+            }
+        }
+    }
+    zip.finish().unwrap().into_inner()
+}
