@@ -423,3 +423,19 @@ pub fn zip_dir(dir: &Path) -> Vec<u8> {
     }
     zip.finish().unwrap().into_inner()
 }
+
+impl Stack {
+    /// How many commands of this stack's SSM document were sent to `instance`.
+    pub async fn commands_sent(&self, instance: &str) -> usize {
+        let out = ssm::Client::new(self.emulator.config())
+            .list_commands()
+            .instance_id(instance)
+            .send()
+            .await
+            .expect("SSM lists commands");
+        out.commands()
+            .iter()
+            .filter(|c| c.document_name() == Some(self.document.as_str()))
+            .count()
+    }
+}

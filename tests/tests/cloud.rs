@@ -204,3 +204,252 @@ async fn a_second_upload_to_a_busy_group_queues_behind_the_first() {
     );
     assert!(second.start_time.unwrap() >= first.complete_time.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_control_takes_no_more_hosts_out_than_the_configuration_allows() {
+    use cutover_aws::elbv2;
+    let stack = Stack::start(&[]).await;
+    let hosts = stack.instances(4, &[]).await;
+    let config = stack.emulator.config();
+    let vpc = cutover_aws::ec2::Client::new(config)
+        .create_vpc()
+        .cidr_block("10.0.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc
+        .unwrap()
+        .vpc_id
+        .unwrap();
+    let lb = elbv2::Client::new(config);
+    let tg_name = format!("tg-{}", &stack.tag[stack.tag.len().saturating_sub(20)..]);
+    let tg = lb
+        .create_target_group()
+        .name(&tg_name)
+        .protocol(elbv2::types::ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(vpc)
+        .target_type(elbv2::types::TargetTypeEnum::Instance)
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn
+        .clone()
+        .unwrap();
+    let targets = |ids: &[String]| {
+        ids.iter()
+            .map(|id| {
+                elbv2::types::TargetDescription::builder()
+                    .id(id)
+                    .port(80)
+                    .build()
+            })
+            .collect::<Vec<_>>()
+    };
+    lb.register_targets()
+        .target_group_arn(&tg)
+        .set_targets(Some(targets(&hosts)))
+        .send()
+        .await
+        .unwrap();
+    stack
+        .group(
+            "Shop",
+            "lb",
+            "CodeDeployDefault.HalfAtATime",
+            json!({
+                "loadBalancerInfo": {"targetGroupInfoList": [{"name": tg_name}]},
+                "deploymentStyle": {"deploymentType": "IN_PLACE", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+            }),
+        )
+        .await;
+
+    // Watch the target group while the deployment runs.
+    let watch = {
+        let (lb, tg, hosts) = (lb.clone(), tg.clone(), hosts.clone());
+        tokio::spawn(async move {
+            let mut most_out = 0;
+            let mut ever_out = std::collections::BTreeSet::new();
+            loop {
+                let health = lb
+                    .describe_target_health()
+                    .target_group_arn(&tg)
+                    .send()
+                    .await
+                    .unwrap();
+                let serving: Vec<String> = health
+                    .target_health_descriptions()
+                    .iter()
+                    .filter(|d| {
+                        d.target_health().and_then(|h| h.state())
+                            == Some(&elbv2::types::TargetHealthStateEnum::Healthy)
+                    })
+                    .filter_map(|d| d.target().and_then(|t| t.id()).map(str::to_owned))
+                    .collect();
+                let out: Vec<&String> = hosts.iter().filter(|h| !serving.contains(h)).collect();
+                most_out = most_out.max(out.len());
+                ever_out.extend(out.into_iter().cloned());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if ever_out.len() == hosts.len() && serving.len() == hosts.len() {
+                    return (most_out, ever_out);
+                }
+            }
+        })
+    };
+    let ids = stack.deploy_upload("lb/v1.zip", &webapp()).await;
+    let d = stack.finished(&ids[0], DEPLOY_TIME).await;
+    assert_eq!(d.status(), DeploymentStatus::Succeeded, "{}", stack.logs());
+    let (most_out, ever_out) = tokio::time::timeout(Duration::from_secs(30), watch)
+        .await
+        .expect("every host went out and came back")
+        .unwrap();
+    assert_eq!(ever_out.into_iter().collect::<Vec<_>>(), hosts);
+    assert!(
+        most_out <= 2,
+        "HalfAtATime keeps 2 of 4 hosts serving, but {most_out} were out at once"
+    );
+    for t in &d.targets {
+        let names: Vec<&str> = t
+            .lifecycle_events
+            .iter()
+            .map(|e| e.lifecycle_event_name.as_str())
+            .collect();
+        assert!(
+            names.contains(&"BlockTraffic") && names.contains(&"AllowTraffic"),
+            "{names:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_in_alarm_stops_the_deployment() {
+    use cutover_aws::cloudwatch;
+    let stack = Stack::start(&[]).await;
+    stack.instances(3, &[]).await;
+    let alarm = format!("{}-errors", stack.tag);
+    let cw = cloudwatch::Client::new(stack.emulator.config());
+    cw.put_metric_alarm()
+        .alarm_name(&alarm)
+        .metric_name("Errors")
+        .namespace("Shop")
+        .statistic(cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    stack
+        .group(
+            "Shop",
+            "watched",
+            "CodeDeployDefault.OneAtATime",
+            json!({"alarmConfiguration": {"enabled": true, "alarms": [{"name": alarm}]}}),
+        )
+        .await;
+    let ids = stack.deploy_upload("watched/v1.zip", &webapp()).await;
+    // Once the first host is at work, the alarm goes off.
+    for _ in 0..400 {
+        let d = stack.deployment(&ids[0]).await;
+        if d.targets
+            .iter()
+            .any(|t| t.status == TargetStatus::InProgress)
+            || d.is_finished()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    cw.set_alarm_state()
+        .alarm_name(&alarm)
+        .state_value(cloudwatch::types::StateValue::Alarm)
+        .state_reason("errors")
+        .send()
+        .await
+        .unwrap();
+    let d = stack.finished(&ids[0], DEPLOY_TIME).await;
+    assert_eq!(d.status(), DeploymentStatus::Stopped, "{}", stack.logs());
+    let error = d.error_information.as_ref().unwrap();
+    assert_eq!(error.code, ErrorCode::AlarmActive);
+    assert!(error.message.contains(&alarm), "{error:?}");
+    assert!(
+        d.targets
+            .iter()
+            .any(|t| t.status != TargetStatus::Succeeded),
+        "the deployment stopped before every host was done: {:?}",
+        statuses(&d)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_step_messages_change_nothing() {
+    let stack = Stack::start(&[]).await;
+    let hosts = stack.instances(3, &[]).await;
+    stack
+        .group("Shop", "dup", "CodeDeployDefault.OneAtATime", json!({}))
+        .await;
+    let ids = stack.deploy_upload("dup/v1.zip", &webapp()).await;
+    let id = &ids[0];
+    // While it runs, every step the deployment last queued is sent again, several times: SQS
+    // delivering each message more than once.
+    let mut duplicated = 0;
+    for _ in 0..40 {
+        let d = stack.deployment(id).await;
+        if d.is_finished() {
+            break;
+        }
+        let steps = stack.store.last_steps(id).await.unwrap();
+        duplicated += steps.len();
+        use cutover_aws::engine::StepQueue;
+        stack.store.queue().send(steps).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        duplicated > 0,
+        "steps were sent twice while the deployment ran"
+    );
+    let d = stack.finished(id, DEPLOY_TIME).await;
+    assert_eq!(d.status(), DeploymentStatus::Succeeded, "{}", stack.logs());
+    stack.settled(Duration::from_secs(60)).await;
+
+    // And once it is over, they change nothing either.
+    let before = stack.deployment(id).await;
+    let steps = stack.store.last_steps(id).await.unwrap();
+    use cutover_aws::engine::StepQueue;
+    stack.store.queue().send(steps).await.unwrap();
+    stack.settled(Duration::from_secs(60)).await;
+    assert_eq!(stack.deployment(id).await, before);
+    for h in &hosts {
+        assert_eq!(stack.commands_sent(h).await, 1, "{h} got one command");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_killed_in_the_middle_of_a_step_is_retried_and_the_deployment_finishes() {
+    use cutover_tests::lambda::KillAt;
+    let stack = Stack::start(&[]).await;
+    let hosts = stack.instances(2, &[]).await;
+    stack
+        .group("Shop", "crash", "CodeDeployDefault.OneAtATime", json!({}))
+        .await;
+    // run-hooks dies after sending the first host its command, before SQS hears it is done;
+    // finalize dies while it takes its second batch of steps.
+    stack.functions["run-hooks"].kill_during_invocation(1, KillAt::Result);
+    stack.functions["finalize"].kill_during_invocation(2, KillAt::Delivery);
+    let ids = stack.deploy_upload("crash/v1.zip", &webapp()).await;
+    let d = stack.finished(&ids[0], DEPLOY_TIME).await;
+    assert_eq!(d.status(), DeploymentStatus::Succeeded, "{}", stack.logs());
+    assert!(
+        stack.functions["run-hooks"].starts() >= 2,
+        "run-hooks was restarted"
+    );
+    assert!(
+        stack.functions["finalize"].starts() >= 2,
+        "finalize was restarted"
+    );
+    for h in &hosts {
+        assert_eq!(stack.commands_sent(h).await, 1, "{h} got one command");
+    }
+}

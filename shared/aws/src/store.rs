@@ -241,6 +241,15 @@ impl DynamoStore {
         }
     }
 
+    /// The steps the deployment's last commit queued.
+    pub async fn last_steps(&self, id: &DeploymentId) -> Result<Vec<Step>, PortError> {
+        let meta = self.get(format!("DEP#{id}"), "META".into()).await?;
+        match meta.as_ref().and_then(|m| m.get("next")) {
+            Some(next) => parse(next, "queued steps"),
+            None => Ok(Vec::new()),
+        }
+    }
+
     // ----- plumbing ------------------------------------------------------------------------------
 
     async fn put(&self, item: Item) -> Result<(), PortError> {
