@@ -253,7 +253,17 @@ impl Stack {
     /// Uploads `dir` to `key` and tells `s3-trigger`, as S3 does; the deployments it started.
     pub async fn deploy_upload(&self, key: &str, dir: &Path) -> Vec<DeploymentId> {
         let (etag, version) = self.upload(key, dir).await;
-        let event = s3_object_created_event(&self.bucket, key, 1, &etag, version.as_deref());
+        self.uploaded(key, &etag, version.as_deref()).await
+    }
+
+    /// Tells `s3-trigger` that `key` was uploaded; the deployments it started.
+    pub async fn uploaded(
+        &self,
+        key: &str,
+        etag: &str,
+        version: Option<&str>,
+    ) -> Vec<DeploymentId> {
+        let event = s3_object_created_event(&self.bucket, key, 1, etag, version);
         let out = self.functions["s3-trigger"]
             .invoke(event, Duration::from_secs(30))
             .await
@@ -438,4 +448,35 @@ impl Stack {
             .filter(|c| c.document_name() == Some(self.document.as_str()))
             .count()
     }
+}
+
+/// The emulator's count of requests, by `service:Operation`.
+pub async fn request_counts(emulator: &Emulator) -> BTreeMap<String, u64> {
+    let url = format!("{}/cutover-emulator/requests", emulator.endpoint());
+    let body = http_get(&url).await;
+    let counts: Value = serde_json::from_str(&body).expect("the emulator counts requests");
+    counts["requests"]
+        .as_object()
+        .expect("counts by operation")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+        .collect()
+}
+
+/// A plain GET on loopback, for the emulator's own endpoints.
+async fn http_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .expect("the emulator listens");
+    let request = format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
 }
