@@ -8,7 +8,7 @@ use aws_sdk_cloudwatch as cloudwatch;
 use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
 use cutover_engine::{Alarms, PortError};
 
-use crate::fleet::sdk_error;
+use crate::error::port_error as sdk_error;
 
 /// The most alarm names DescribeAlarms takes in one call.
 const NAMES_PER_CALL: usize = 100;

@@ -23,6 +23,11 @@ const TRANSIENT_CODES: &[&str] = &[
     "ServiceUnavailable",
     "TransactionInProgressException",
     "LimitExceededException",
+    "BandwidthLimitExceeded",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+    "RequestTimeout",
+    "RequestTimeoutException",
 ];
 
 /// `what` failed with `e`: transient when the network, a timeout, throttling or a server error
@@ -47,6 +52,7 @@ pub fn is_transient<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
         }
         SdkError::ServiceError(service) => {
             service.raw().status().is_server_error()
+                || service.raw().status().as_u16() == 429
                 || service
                     .err()
                     .code()

@@ -14,12 +14,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_config::SdkConfig;
 use aws_sdk_autoscaling as autoscaling;
 use aws_sdk_ec2 as ec2;
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm as ssm;
+use aws_sdk_ssm::error::ProvideErrorMetadata;
 use cutover_core::TargetId;
 use cutover_core::machine::Deployment;
 use cutover_core::model::{ErrorCode, ErrorInformation, TagFilter, TagFilterType, TagSet};
 use cutover_engine::{Fleet, PortError, Resolution};
+
+use crate::error::port_error as sdk_error;
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 /// The most values EC2 takes in one filter.
@@ -649,57 +651,6 @@ fn ssm_filter(
         .set_values(Some(values))
         .build()
         .map_err(|e| PortError::permanent(format!("ssm filter {key}: {e}")))
-}
-
-/// Error codes that mean "slow down" rather than "this request is wrong".
-const THROTTLING_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-    "BandwidthLimitExceeded",
-    "ProvisionedThroughputExceededException",
-    "PriorRequestNotComplete",
-    "EC2ThrottledException",
-    "SlowDown",
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "TransactionInProgressException",
-];
-
-/// An SDK failure as a port error: throttling, 5xx answers, timeouts and network failures may
-/// pass on a later try; anything else is a request that will not.
-pub(crate) fn sdk_error<E>(action: &str, err: SdkError<E>) -> PortError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let transient = is_transient(&err);
-    let message = format!("{action}: {}", DisplayErrorContext(&err));
-    if transient {
-        PortError::transient(message)
-    } else {
-        PortError::permanent(message)
-    }
-}
-
-fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E>) -> bool {
-    match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(e) => {
-            let status = e.raw().status().as_u16();
-            status >= 500
-                || status == 429
-                || e.err()
-                    .code()
-                    .is_some_and(|c| THROTTLING_CODES.contains(&c))
-        }
-        _ => false,
-    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use cutover_core::model::{Diagnostics, LifecycleErrorCode, LoadBalancerInfo};
 use cutover_core::{TargetId, Timestamp};
 use cutover_engine::{PortError, TrafficRouter};
 
-use crate::fleet::sdk_error;
+use crate::error::port_error as sdk_error;
 
 /// The most targets sent in one RegisterTargets or DeregisterTargets call.
 const TARGETS_PER_CALL: usize = 100;
