@@ -52,6 +52,12 @@ pub struct Stack {
 impl Stack {
     /// Creates the resources and starts the functions, with extra environment for them.
     pub async fn start(extra_env: &[(&str, &str)]) -> Stack {
+        Stack::start_with(VISIBILITY_SECONDS, extra_env).await
+    }
+
+    /// [`Stack::start`], with step queues that hide a received message for `visibility`
+    /// seconds.
+    pub async fn start_with(visibility: u32, extra_env: &[(&str, &str)]) -> Stack {
         let emulator = Emulator::connect().await;
         let config = emulator.config().clone();
         let name = unique("cutover");
@@ -72,11 +78,7 @@ impl Stack {
         let mut queues = BTreeMap::new();
         for function in StepFunction::ALL {
             let queue = emulator
-                .queue_with_dead_letter_queue(
-                    &format!("{name}-{}", function.name()),
-                    5,
-                    VISIBILITY_SECONDS,
-                )
+                .queue_with_dead_letter_queue(&format!("{name}-{}", function.name()), 5, visibility)
                 .await;
             queues.insert(function, queue);
         }

@@ -453,3 +453,83 @@ async fn a_function_killed_in_the_middle_of_a_step_is_retried_and_the_deployment
         assert_eq!(stack.commands_sent(h).await, 1, "{h} got one command");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_ends_in_the_dead_letter_queue_and_blocks_nothing() {
+    use cutover_aws::queue::StepFunction;
+    // Received messages come back after a second, so that five receives take seconds.
+    let stack = Stack::start_with(1, &[]).await;
+    stack.instances(2, &[]).await;
+    stack
+        .group("Shop", "poison", "CodeDeployDefault.AllAtOnce", json!({}))
+        .await;
+    let sqs = stack.emulator.sqs();
+    for function in [StepFunction::Finalize, StepFunction::RunHooks] {
+        sqs.send_message()
+            .queue_url(&stack.queues[&function].url)
+            .message_body("{\"not\": \"a step\"}")
+            .send()
+            .await
+            .unwrap();
+    }
+    let ids = stack.deploy_upload("poison/v1.zip", &webapp()).await;
+    let d = stack.finished(&ids[0], DEPLOY_TIME).await;
+    assert_eq!(d.status(), DeploymentStatus::Succeeded, "{}", stack.logs());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while stack.dead_letters(StepFunction::Finalize).await < 1
+        || stack.dead_letters(StepFunction::RunHooks).await < 1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the poison messages reached the dead-letter queues"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        stack.functions["finalize"]
+            .logs()
+            .contains("is not a cutover step")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_fails_for_good_fails_the_deployment_with_an_error_code() {
+    use cutover_aws::engine::{Step, StepQueue, Work};
+    let stack = Stack::start(&[]).await;
+    let hosts = stack.instances(1, &[]).await;
+    stack
+        .group("Shop", "broken", "CodeDeployDefault.OneAtATime", json!({}))
+        .await;
+    let slow = tempfile::tempdir().unwrap();
+    copy_dir(&webapp(), slow.path());
+    std::fs::write(
+        slow.path().join("scripts/before_install.sh"),
+        "#!/bin/sh\nsleep 4\n",
+    )
+    .unwrap();
+    let ids = stack.deploy_upload("broken/v1.zip", slow.path()).await;
+    for _ in 0..400 {
+        let d = stack.deployment(&ids[0]).await;
+        if d.targets.iter().any(|t| t.host_command.is_some()) || d.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // A poll of a command SSM has never heard of: asking again cannot help.
+    let forged = Step {
+        deployment_id: ids[0].clone(),
+        work: Work::PollHost {
+            target: cutover_aws::engine::core::TargetId::new(hosts[0].clone()),
+            command_id: "00000000-0000-0000-0000-000000000000".into(),
+            events: vec!["Install".parse().unwrap()],
+            attempt: 9,
+        },
+        not_before: None,
+    };
+    stack.store.queue().send(vec![forged]).await.unwrap();
+    let d = stack.finished(&ids[0], DEPLOY_TIME).await;
+    assert_eq!(d.status(), DeploymentStatus::Failed, "{}", stack.logs());
+    let error = d.error_information.as_ref().unwrap();
+    assert_eq!(error.code, ErrorCode::InternalError, "{error:?}");
+    assert!(error.message.contains("00000000-0000"), "{error:?}");
+}

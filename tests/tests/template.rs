@@ -26,7 +26,7 @@ const STEP_QUEUES: [(&str, &str); 4] = [
 ];
 
 /// The SSM document's parameters, and the default of each optional one.
-const DOCUMENT_PARAMETERS: [(&str, Option<&str>); 14] = [
+const DOCUMENT_PARAMETERS: [(&str, Option<&str>); 15] = [
     ("deploymentId", None),
     ("applicationName", None),
     ("deploymentGroupName", None),
@@ -41,6 +41,7 @@ const DOCUMENT_PARAMETERS: [(&str, Option<&str>); 14] = [
     ("bundleEtag", Some("")),
     ("bundleVersion", Some("")),
     ("appspecName", Some("")),
+    ("executionTimeout", Some("3600")),
 ];
 
 /// Calls that AWS does not scope to a resource: the only ones a statement may grant on `*`.
@@ -230,6 +231,12 @@ fn the_ssm_document_passes_its_parameters_quoted_to_the_agent() {
         used.insert(name.to_owned());
         rest = &rest[end + 2..];
     }
+    // executionTimeout bounds the step (its timeoutSeconds) rather than reaching the agent.
+    assert_eq!(
+        steps[0]["inputs"]["timeoutSeconds"].as_str(),
+        Some("{{ executionTimeout }}")
+    );
+    used.insert("executionTimeout".to_owned());
     let unused: Vec<&&str> = declared.iter().filter(|n| !used.contains(**n)).collect();
     assert!(
         unused.is_empty(),

@@ -10,8 +10,10 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use cutover_core::DeploymentId;
-use cutover_core::machine::CreateDeployment;
-use cutover_core::model::{DeploymentCreator, RevisionLocation, S3Location};
+use cutover_core::machine::{CreateDeployment, Event};
+use cutover_core::model::{
+    DeploymentCreator, ErrorCode, ErrorInformation, RevisionLocation, S3Location,
+};
 use cutover_engine::{Clock, Engine, EngineError, Ports, Step, StepQueue, Work};
 pub use lambda_runtime::Error;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -184,11 +186,36 @@ async fn carry_out<P: Ports>(engine: &Engine<P>, alarms: &AlarmWatch, step: Step
             tracing::warn!("{what}: {e}; it will be tried again");
             false
         }
+        // Trying again will not help: the deployment fails, saying why.
         Err(e) => {
-            tracing::error!("{what}: {e}");
-            false
+            tracing::error!("{what}: {e}; the deployment fails");
+            let failed = Event::StepFailed {
+                error: failure(&what, &e),
+            };
+            match engine.deliver(&id, vec![failed]).await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::error!("the failure could not be recorded: {e}");
+                    false
+                }
+            }
         }
     }
+}
+
+/// What a deployment whose step failed for good records as its error: a refusal by AWS's
+/// access control is IAM_ROLE_PERMISSIONS, anything else INTERNAL_ERROR.
+fn failure(what: &str, e: &EngineError) -> ErrorInformation {
+    let message = format!("{what} failed and cannot succeed by trying again: {e}");
+    let denied = ["AccessDenied", "UnauthorizedOperation", "not authorized"]
+        .iter()
+        .any(|m| message.contains(m));
+    let code = if denied {
+        ErrorCode::IamRolePermissions
+    } else {
+        ErrorCode::InternalError
+    };
+    ErrorInformation::new(code, message)
 }
 
 fn describe(step: &Step) -> String {

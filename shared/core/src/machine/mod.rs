@@ -74,6 +74,9 @@ pub enum Event {
     AlarmRaised { alarm: String },
     /// The alarms' state could not be read.
     AlarmPollFailed { message: String },
+    /// A step of the deployment cannot be carried out, and trying it again will not help (cutover
+    /// may not call a service it needs, for example). The deployment fails with `error`.
+    StepFailed { error: ErrorInformation },
     /// A user asked to stop the deployment. `auto_rollback_enabled` is StopDeployment's flag:
     /// when given it decides whether to roll back; when absent the deployment's
     /// `DEPLOYMENT_STOP_ON_REQUEST` setting does.
@@ -94,6 +97,7 @@ impl Event {
             Event::HostCommandSent { .. } => EventKind::HostCommandSent,
             Event::AlarmRaised { .. } => EventKind::AlarmRaised,
             Event::AlarmPollFailed { .. } => EventKind::AlarmPollFailed,
+            Event::StepFailed { .. } => EventKind::StepFailed,
             Event::StopRequested { .. } => EventKind::StopRequested,
         }
     }
@@ -113,6 +117,7 @@ pub enum EventKind {
     HostCommandSent,
     AlarmRaised,
     AlarmPollFailed,
+    StepFailed,
     StopRequested,
 }
 

@@ -12,6 +12,7 @@
 //!  InPlace ────────────── HostCommandSent ─────────▶ InPlace
 //!  any started phase ──── AlarmRaised, AlarmPollFailed ──▶ Finished(Stopped)
 //!  any unfinished phase ─ StopRequested ──────▶ Finished(Stopped)
+//!  any unfinished phase ─ StepFailed ─────────▶ Finished(Failed)
 //!  Finished ───────────── anything ───────────▶ Finished (ignored)
 //! ```
 //!
@@ -184,6 +185,11 @@ pub const GRAPH: &[(PhaseKind, EventKind, &[PhaseKind])] = &[
     (P::ValidatingRevision, E::StopRequested, &[P::Stopped]),
     (P::ResolvingTargets, E::StopRequested, &[P::Stopped]),
     (P::InPlace, E::StopRequested, &[P::Stopped]),
+    (P::Created, E::StepFailed, &[P::Failed]),
+    (P::Queued, E::StepFailed, &[P::Failed]),
+    (P::ValidatingRevision, E::StepFailed, &[P::Failed]),
+    (P::ResolvingTargets, E::StepFailed, &[P::Failed]),
+    (P::InPlace, E::StepFailed, &[P::Failed]),
 ];
 
 /// The phases the graph allows after `event` in `from`; empty if the event is ignored there.
@@ -285,6 +291,8 @@ pub(super) fn apply(
             );
         }
 
+        (_, Event::StepFailed { error }) => finish::fail(d, error, now, out),
+
         (
             _,
             Event::StopRequested {
@@ -315,6 +323,13 @@ mod tests {
     fn every_unfinished_phase_can_be_stopped() {
         for phase in UNFINISHED {
             assert_eq!(allowed(phase, E::StopRequested), &[P::Stopped], "{phase:?}");
+        }
+    }
+
+    #[test]
+    fn a_step_that_cannot_be_carried_out_fails_any_unfinished_phase() {
+        for phase in UNFINISHED {
+            assert_eq!(allowed(phase, E::StepFailed), &[P::Failed], "{phase:?}");
         }
     }
 
