@@ -22,7 +22,7 @@ use cutover_aws::s3::primitives::ByteStream;
 use cutover_aws::s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use cutover_aws::sqs::types::QueueAttributeName;
 use cutover_aws::store::{DynamoStore, S3Trigger};
-use cutover_aws::{dynamodb, ec2, ssm};
+use cutover_aws::{autoscaling, dynamodb, ec2, ssm};
 use serde_json::{Value, json};
 
 use crate::emulator::{Emulator, Queue, unique};
@@ -118,6 +118,9 @@ impl Stack {
         env.push(("CUTOVER_TABLE".into(), table.clone()));
         env.push(("CUTOVER_SSM_DOCUMENT".into(), document.clone()));
         env.push(("RUST_LOG".into(), "info".into()));
+        // The emulator takes a command in milliseconds: claims of hosts' runs may expire sooner
+        // than in AWS, so that the checks they leave behind come within the tests' waits.
+        env.push(("CUTOVER_CLAIM_LEASE_SECONDS".into(), "8".into()));
         for (function, queue) in &queues {
             env.push((function.queue_env().into(), queue.url.clone()));
         }
@@ -200,6 +203,54 @@ impl Stack {
             .collect();
         ids.sort();
         ids
+    }
+
+    /// An Auto Scaling group of `size` instances, launched from a template of its own; its name
+    /// and its members.
+    pub async fn auto_scaling_group(&self, size: i32) -> (String, Vec<String>) {
+        let name = unique("asg");
+        let config = self.emulator.config();
+        ec2::Client::new(config)
+            .create_launch_template()
+            .launch_template_name(&name)
+            .launch_template_data(
+                ec2::types::RequestLaunchTemplateData::builder()
+                    .image_id("ami-12c6146b")
+                    .instance_type(ec2::types::InstanceType::T3Micro)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("the launch template is created");
+        let asg = autoscaling::Client::new(config);
+        asg.create_auto_scaling_group()
+            .auto_scaling_group_name(&name)
+            .launch_template(
+                autoscaling::types::LaunchTemplateSpecification::builder()
+                    .launch_template_name(&name)
+                    .version("$Latest")
+                    .build(),
+            )
+            .min_size(0)
+            .max_size(size)
+            .desired_capacity(size)
+            .availability_zones("us-east-1a")
+            .send()
+            .await
+            .expect("the Auto Scaling group is created");
+        let out = asg
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&name)
+            .send()
+            .await
+            .expect("the Auto Scaling group is described");
+        let mut members: Vec<String> = out.auto_scaling_groups()[0]
+            .instances()
+            .iter()
+            .filter_map(|i| i.instance_id().map(str::to_owned))
+            .collect();
+        members.sort();
+        (name, members)
     }
 
     /// Saves application `app` and its group `group`, which deploys to this stack's instances

@@ -100,6 +100,36 @@ async fn an_upload_deploys_to_four_hosts_one_at_a_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_names_an_auto_scaling_group_deploys_to_its_members() {
+    let stack = Stack::start(&[]).await;
+    // Instances of this stack outside the Auto Scaling group are left alone.
+    let outsiders = stack.instances(1, &[]).await;
+    let (asg, members) = stack.auto_scaling_group(3).await;
+    assert_eq!(members.len(), 3);
+    stack
+        .group(
+            "Shop",
+            "fleet",
+            "CodeDeployDefault.HalfAtATime",
+            json!({"ec2TagFilters": [], "autoScalingGroups": [{"name": asg}]}),
+        )
+        .await;
+
+    let ids = stack.deploy_upload("fleet/v1.zip", &webapp()).await;
+    let d = stack.finished(&ids[0], DEPLOY_TIME).await;
+    assert_eq!(d.status(), DeploymentStatus::Succeeded, "{}", stack.logs());
+    let mut targets: Vec<String> = d.targets.iter().map(|t| t.target_id.to_string()).collect();
+    targets.sort();
+    assert_eq!(targets, members);
+    for m in &members {
+        assert!(installed(&stack, m), "{m} has the site");
+        assert_eq!(stack.commands_sent(m).await, 1, "{m} got one command");
+    }
+    assert!(!installed(&stack, &outsiders[0]));
+    assert_eq!(stack.commands_sent(&outsiders[0]).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_health_check_fails_the_deployment_and_rolls_back_to_the_last_good_revision() {
     let stack = Stack::start(&[]).await;
     stack.instances(3, &[]).await;

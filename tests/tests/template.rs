@@ -45,11 +45,12 @@ const DOCUMENT_PARAMETERS: [(&str, Option<&str>); 15] = [
 ];
 
 /// Calls that AWS does not scope to a resource: the only ones a statement may grant on `*`.
-const UNSCOPED_ACTIONS: [&str; 7] = [
+const UNSCOPED_ACTIONS: [&str; 8] = [
     "ec2:DescribeInstances",
     "autoscaling:DescribeAutoScalingGroups",
     "ssm:DescribeInstanceInformation",
     "ssm:GetCommandInvocation",
+    "ssm:ListCommandInvocations",
     "ssm:CancelCommand",
     "elasticloadbalancing:DescribeTargetHealth",
     "elasticloadbalancing:DescribeTargetGroups",

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use aws_sdk_s3::presigning::PresigningConfig;
-use aws_sdk_ssm::types::CommandInvocationStatus;
+use aws_sdk_ssm::primitives::{DateTime, DateTimeFormat};
+use aws_sdk_ssm::types::{CommandFilter, CommandFilterKey, CommandInvocationStatus};
 use cutover_core::TargetId;
 use cutover_core::Timestamp;
 use cutover_core::lifecycle::LifecycleEventName;
@@ -21,6 +22,9 @@ use crate::error::{code, port_error};
 /// How long the presigned revision URL stays valid after the command is sent.
 const URL_LIFETIME: Duration = Duration::from_secs(6 * 3600);
 
+/// How long a step may take to send a command, unless the settings say otherwise.
+const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(120);
+
 /// What to tell a user whose host cannot run cutover's commands.
 const INSTALL_HINT: &str = "install and start the SSM agent (amazon-ssm-agent) with an instance profile that allows AmazonSSMManagedInstanceCore (on premises: register the host as an SSM managed instance), and install cutover-agent at /usr/local/bin/cutover-agent";
 
@@ -32,6 +36,7 @@ pub struct SsmHosts {
     document: String,
     /// How long one command may run, passed to the document; its own default otherwise.
     execution_timeout: Option<u64>,
+    claim_lease: Duration,
 }
 
 impl SsmHosts {
@@ -46,7 +51,15 @@ impl SsmHosts {
             s3,
             document: document.into(),
             execution_timeout,
+            claim_lease: DEFAULT_CLAIM_LEASE,
         }
+    }
+
+    /// How long a step may take to send a command before another may take the run over
+    /// (two minutes unless given: a step function runs for one at most).
+    pub fn with_claim_lease(mut self, lease: Option<Duration>) -> Self {
+        self.claim_lease = lease.unwrap_or(DEFAULT_CLAIM_LEASE);
+        self
     }
 
     async fn bundle_url(&self, loc: &S3Location) -> Result<String, PortError> {
@@ -66,11 +79,20 @@ impl SsmHosts {
 }
 
 impl HookRunner for SsmHosts {
+    fn sends_commands(&self) -> bool {
+        true
+    }
+
+    fn claim_lease(&self) -> Duration {
+        self.claim_lease
+    }
+
     async fn run(
         &self,
         d: &Deployment,
         target: &TargetId,
         events: &[LifecycleEventName],
+        claim: Option<&str>,
     ) -> Result<HostRun, PortError> {
         let RevisionLocation::S3(loc) = &d.revision else {
             return Err(PortError::permanent(format!(
@@ -87,12 +109,11 @@ impl HookRunner for SsmHosts {
             .send_command()
             .document_name(&self.document)
             .instance_ids(target.as_str())
-            .comment(
-                format!("cutover {} {}", d.deployment_id, names.join(","))
-                    .chars()
-                    .take(100)
-                    .collect::<String>(),
-            )
+            .comment(comment(
+                &d.deployment_id,
+                claim.unwrap_or_default(),
+                &names.join(","),
+            ))
             .parameters("deploymentId", param(d.deployment_id.as_str()))
             .parameters("applicationName", param(&d.application_name))
             .parameters("deploymentGroupName", param(&group.deployment_group_name))
@@ -200,32 +221,103 @@ impl HookRunner for SsmHosts {
         )))
     }
 
+    /// The invocations on `target` of cutover's document since the claim was made, looked
+    /// through for the claim in their comment.
+    async fn find(
+        &self,
+        target: &TargetId,
+        claim: &str,
+        expires_at: Timestamp,
+    ) -> Result<Option<String>, PortError> {
+        // From the claim, with five minutes for this clock and SSM's being apart.
+        let lease = i64::try_from(self.claim_lease.as_millis()).unwrap_or(i64::MAX);
+        let since = expires_at
+            .as_millis()
+            .saturating_sub(lease)
+            .saturating_sub(5 * 60 * 1000);
+        let after = DateTime::from_millis(since)
+            .fmt(DateTimeFormat::DateTime)
+            .map_err(|e| PortError::permanent(e.to_string()))?;
+        let filter = |key: CommandFilterKey, value: String| {
+            CommandFilter::builder()
+                .key(key)
+                .value(value)
+                .build()
+                .map_err(|e| PortError::permanent(e.to_string()))
+        };
+        let mut pages = self
+            .ssm
+            .list_command_invocations()
+            .instance_id(target.as_str())
+            .filters(filter(
+                CommandFilterKey::DocumentName,
+                self.document.clone(),
+            )?)
+            .filters(filter(CommandFilterKey::InvokedAfter, after)?)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                port_error(
+                    format!("looking for the command claimed {claim} on {target}"),
+                    e,
+                )
+            })?;
+            let found = page.command_invocations().iter().find(|i| {
+                i.comment()
+                    .is_some_and(|c| c.split(' ').nth(2) == Some(claim))
+            });
+            if let Some(invocation) = found {
+                return Ok(invocation.command_id().map(str::to_owned));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn cancel(&self, target: &TargetId, command_id: &str) -> Result<(), PortError> {
+        let cancelled = self
+            .ssm
+            .cancel_command()
+            .command_id(command_id)
+            .instance_ids(target.as_str())
+            .send()
+            .await;
+        match cancelled {
+            Ok(_) => Ok(()),
+            // Already over: nothing is left to stop.
+            Err(e) if matches!(code(&e), Some("InvalidCommandId" | "DuplicateInstanceId")) => {
+                Ok(())
+            }
+            Err(e) => Err(port_error(
+                format!("cancelling command {command_id} on {target}"),
+                e,
+            )),
+        }
+    }
+
+    /// Cancels the commands sent; a command still being sent is cancelled by the step that
+    /// sends it, which finds the deployment over.
     async fn stop(&self, d: &Deployment, targets: &[TargetId]) -> Result<(), PortError> {
         for target in targets {
-            let Some(command) = d.target(target).and_then(|t| t.running_command()) else {
-                continue;
-            };
-            let cancelled = self
-                .ssm
-                .cancel_command()
-                .command_id(&command.command_id)
-                .instance_ids(target.as_str())
-                .send()
-                .await;
-            match cancelled {
-                Ok(_) => {}
-                // Already over: nothing is left to stop.
-                Err(e) if matches!(code(&e), Some("InvalidCommandId" | "DuplicateInstanceId")) => {}
-                Err(e) => {
-                    return Err(port_error(
-                        format!("cancelling command {} on {target}", command.command_id),
-                        e,
-                    ));
-                }
+            let sent = d
+                .target(target)
+                .and_then(|t| t.running_command())
+                .and_then(|c| c.command_id.as_deref());
+            if let Some(command_id) = sent {
+                self.cancel(target, command_id).await?;
             }
         }
         Ok(())
     }
+}
+
+/// A command's comment: `cutover <deployment> <claim> <events>`, cut to the 100 characters SSM
+/// allows (the events go first).
+fn comment(id: &cutover_core::DeploymentId, claim: &str, events: &str) -> String {
+    format!("cutover {id} {claim} {events}")
+        .chars()
+        .take(100)
+        .collect()
 }
 
 /// How a command ended.

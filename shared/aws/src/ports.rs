@@ -1,6 +1,7 @@
 //! Every port over AWS, built once per process from the environment the template sets.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 use cutover_engine::{Ports, SystemClock};
@@ -25,6 +26,9 @@ pub struct Settings {
     pub document: String,
     /// `CUTOVER_AGENT_TIMEOUT_SECONDS`, optional.
     pub agent_timeout: Option<u64>,
+    /// `CUTOVER_CLAIM_LEASE_SECONDS`, optional: how long a step may take to send a host its
+    /// command before another step may take the host's run over.
+    pub claim_lease: Option<u64>,
 }
 
 impl Settings {
@@ -54,17 +58,19 @@ impl Settings {
                 missing.join(", ")
             ));
         }
-        let agent_timeout = match get("CUTOVER_AGENT_TIMEOUT_SECONDS").filter(|v| !v.is_empty()) {
-            None => None,
-            Some(v) => Some(v.parse().map_err(|_| {
-                format!("CUTOVER_AGENT_TIMEOUT_SECONDS must be a number of seconds, not '{v}'")
-            })?),
+        let seconds = |name: &str| match get(name).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("{name} must be a number of seconds, not '{v}'")),
         };
         Ok(Settings {
             table,
             queues,
             document,
-            agent_timeout,
+            agent_timeout: seconds("CUTOVER_AGENT_TIMEOUT_SECONDS")?,
+            claim_lease: seconds("CUTOVER_CLAIM_LEASE_SECONDS")?,
         })
     }
 }
@@ -102,7 +108,8 @@ impl AwsPorts {
                 s3,
                 settings.document,
                 settings.agent_timeout,
-            ),
+            )
+            .with_claim_lease(settings.claim_lease.map(Duration::from_secs)),
             traffic: Elbv2Router::new(config),
             alarms: CloudWatchAlarms::new(config),
         }

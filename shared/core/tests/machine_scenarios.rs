@@ -1226,3 +1226,74 @@ fn a_deployment_that_waited_in_the_queue_rolls_back_to_what_succeeded_while_it_w
         Some(revision("v2"))
     );
 }
+
+#[test]
+fn one_claim_of_a_run_stands_and_only_its_command_is_recorded() {
+    let mut world = World::new(hosts(2));
+    let id = world.create(request(1, group(false), one_at_a_time(), "v1"));
+    let (_, created, _) = world.inbox.remove(0);
+    world.deliver(&id, created);
+    world.deliver(
+        &id,
+        Event::GroupLockAcquired {
+            last_successful: None,
+        },
+    );
+    world.deliver(&id, Event::RevisionValidated { revision: None });
+    world.deliver(&id, Event::TargetsResolved { targets: hosts(2) });
+    world.inbox.clear();
+    let h = TargetId::new("host-1");
+    let lease = std::time::Duration::from_secs(120);
+    let claim = |world: &mut World, claim: &str| {
+        let event = Event::HostCommandClaimed {
+            target: h.clone(),
+            claim: claim.into(),
+            expires_at: world.now + lease,
+        };
+        world.deliver(&id, event);
+        let t = world.deployment(&id).target(&h).unwrap();
+        t.running_command().map(|c| c.claim.clone())
+    };
+    let sent = |world: &mut World, claim: &str, command: &str| {
+        let event = Event::HostCommandSent {
+            target: h.clone(),
+            claim: claim.into(),
+            command_id: command.into(),
+        };
+        world.deliver(&id, event);
+        let t = world.deployment(&id).target(&h).unwrap();
+        t.running_command().and_then(|c| c.command_id.clone())
+    };
+
+    // Two steps claim the run at once: the first claim stands.
+    assert_eq!(claim(&mut world, "a").as_deref(), Some("a"));
+    assert_eq!(claim(&mut world, "b").as_deref(), Some("a"));
+    // A command sent under a claim that does not stand is not recorded.
+    assert_eq!(sent(&mut world, "b", "command-b"), None);
+
+    // Once the lease is over without a command, another step may take over.
+    world.now = world.now + lease;
+    assert_eq!(claim(&mut world, "c").as_deref(), Some("c"));
+    assert_eq!(sent(&mut world, "a", "command-a"), None);
+    assert_eq!(
+        sent(&mut world, "c", "command-c").as_deref(),
+        Some("command-c")
+    );
+    // Recorded, the command holds however long it runs; a second one is not recorded.
+    world.now = world.now + lease * 10;
+    assert_eq!(claim(&mut world, "d").as_deref(), Some("c"));
+    assert_eq!(
+        sent(&mut world, "c", "command-again").as_deref(),
+        Some("command-c")
+    );
+
+    // host-2's run has not started: it cannot be claimed yet.
+    let early = Event::HostCommandClaimed {
+        target: TargetId::new("host-2"),
+        claim: "e".into(),
+        expires_at: world.now + lease,
+    };
+    let before = world.deployment(&id).clone();
+    world.deliver(&id, early);
+    assert_eq!(world.deployment(&id), &before);
+}

@@ -1,13 +1,15 @@
 //! The step handlers: [`Engine::create`], [`Engine::deliver`] and [`Engine::perform`], plus the
 //! entry points for users and watchdogs ([`Engine::stop`], [`Engine::check_alarms`]).
 
+use std::time::Duration;
+
 use cutover_core::lifecycle::LifecycleEventName;
 use cutover_core::lock::LockDecision;
 use cutover_core::machine::{
     self, Command, CreateDeployment, Deployment, Event, LifecycleOutcome, OutcomeStatus, Target,
 };
 use cutover_core::model::{Diagnostics, LifecycleErrorCode, LifecycleEventStatus};
-use cutover_core::{DeploymentId, TargetId};
+use cutover_core::{DeploymentId, TargetId, Timestamp};
 use futures_util::future::join_all;
 use tokio::sync::Mutex;
 
@@ -15,7 +17,7 @@ use crate::ports::{
     Alarms, Clock, Commit, Fleet, HookRunner, HostRun, Notifier, Polled, Ports, Resolution,
     RevisionSource, StepQueue, Store, TrafficRouter, Validation,
 };
-use crate::{EngineError, Step, Work};
+use crate::{EngineError, PortError, Step, Work};
 
 /// How many times a step reloads and decides again when another writer got there first.
 const MAX_CONFLICTS: usize = 100;
@@ -323,8 +325,8 @@ impl<P: Ports> Engine<P> {
 
     /// Runs `events` on one host, saving each outcome as it arrives. Events the saved deployment
     /// already records as finished are not run again, so a step delivered again after a crash
-    /// picks up where the host was; a host that was handed its events as a remote command is
-    /// polled rather than handed them again.
+    /// picks up where the host was. Hosts that are sent remote commands go through
+    /// [`Engine::send_to_host`] instead.
     async fn run_on_host(
         &self,
         id: &DeploymentId,
@@ -332,79 +334,26 @@ impl<P: Ports> Engine<P> {
         target: &TargetId,
         events: &[LifecycleEventName],
     ) -> Result<(), EngineError> {
+        if self.ports.hosts().sends_commands() {
+            return self.send_to_host(id, d, target, events).await;
+        }
         // After each delivery, `d` is what `decide` just saved: reading it back before the next
         // event would cost a store read and be no fresher.
         loop {
-            if d.is_finished() {
-                return Ok(());
-            }
-            let Some(t) = d.target(target) else {
+            let Some(remaining) = still_to_run(&d, target, events) else {
                 return Ok(());
             };
-            let Some(remaining) = unfinished(t, events) else {
-                return Ok(());
-            };
-            if let Some(command) = t.running_command() {
-                let poll = Step {
-                    deployment_id: id.clone(),
-                    work: Work::PollHost {
-                        target: target.clone(),
-                        command_id: command.command_id.clone(),
-                        events: remaining,
-                        attempt: 0,
-                    },
-                    not_before: None,
-                };
-                return self
-                    .ports
-                    .queue()
-                    .send(vec![poll])
-                    .await
-                    .map_err(EngineError::port("step queue"));
-            }
             let started = self.ports.clock().now();
-            let outcomes = match self.ports.hosts().run(&d, target, &remaining).await {
+            let outcomes = match self.ports.hosts().run(&d, target, &remaining, None).await {
                 Ok(HostRun::Finished(outcomes)) => outcomes,
-                Ok(HostRun::Started {
-                    command_id,
-                    poll_after,
-                }) => {
-                    let poll = Step {
-                        deployment_id: id.clone(),
-                        work: Work::PollHost {
-                            target: target.clone(),
-                            command_id: command_id.clone(),
-                            events: remaining,
-                            attempt: 0,
-                        },
-                        not_before: Some(self.ports.clock().now() + poll_after),
-                    };
-                    let sent = Event::HostCommandSent {
-                        target: target.clone(),
-                        command_id,
-                    };
-                    return self
-                        .decide(id, Some(d), vec![sent], vec![poll])
-                        .await
-                        .map(drop);
+                Ok(HostRun::Started { .. }) => {
+                    return Err(EngineError::port("hosts")(PortError::permanent(
+                        "a host that runs events while the engine waits started a remote command",
+                    )));
                 }
                 // The step is delivered again later and resumes at this event.
                 Err(e) if e.retryable => return Err(EngineError::port("hosts")(e)),
-                Err(e) => {
-                    let event = remaining[0];
-                    let failed = LifecycleOutcome {
-                        status: OutcomeStatus::Failed,
-                        diagnostics: Some(Diagnostics::new(
-                            LifecycleErrorCode::UnknownError,
-                            None,
-                            format!("{target} could not run {event}: {}", e.message),
-                            "",
-                        )),
-                        start_time: Some(started),
-                        end_time: Some(self.ports.clock().now()),
-                    };
-                    vec![(event, failed)]
-                }
+                Err(e) => self.could_not_run(target, remaining[0], started, e),
             };
             let all_succeeded = outcomes
                 .iter()
@@ -416,6 +365,145 @@ impl<P: Ports> Engine<P> {
                 return Ok(());
             }
         }
+    }
+
+    /// Hands a host the rest of its run as one remote command, once however many times the step
+    /// is delivered. The run is claimed first, with a check of the claim queued for when it
+    /// expires; only the step whose claim is saved sends the command. A claim found without a
+    /// command is its step's until it expires; after that, the command its step may have sent
+    /// before dying is looked for, and recorded if found, or the run is claimed and sent anew.
+    async fn send_to_host(
+        &self,
+        id: &DeploymentId,
+        d: Deployment,
+        target: &TargetId,
+        events: &[LifecycleEventName],
+    ) -> Result<(), EngineError> {
+        let hosts = self.ports.hosts();
+        let Some(remaining) = still_to_run(&d, target, events) else {
+            return Ok(());
+        };
+        let now = self.ports.clock().now();
+        if let Some(c) = d.target(target).and_then(Target::running_command) {
+            // Sent (and polled by the step that sent it), or being sent.
+            if c.command_id.is_some() || !c.expired(now) {
+                return Ok(());
+            }
+            let found = hosts
+                .find(target, &c.claim, c.expires_at)
+                .await
+                .map_err(EngineError::port("hosts"))?;
+            if let Some(command_id) = found {
+                let claim = c.claim.clone();
+                let sent = (claim, command_id, Duration::ZERO);
+                return self.record_command(id, d, target, remaining, sent).await;
+            }
+        }
+        let claim = new_claim();
+        let expires_at = now + hosts.claim_lease();
+        let check = Step {
+            deployment_id: id.clone(),
+            work: Work::Command(Command::RunLifecycleEvents {
+                targets: vec![target.clone()],
+                events: events.to_vec(),
+            }),
+            // A second late, so that a clock a little behind still finds the claim expired.
+            not_before: Some(expires_at + Duration::from_secs(1)),
+        };
+        let claimed = Event::HostCommandClaimed {
+            target: target.clone(),
+            claim: claim.clone(),
+            expires_at,
+        };
+        let d = self.decide(id, Some(d), vec![claimed], vec![check]).await?;
+        let ours = d
+            .target(target)
+            .and_then(Target::running_command)
+            .is_some_and(|c| c.claim == claim && c.command_id.is_none());
+        if !ours {
+            return Ok(());
+        }
+        let started = self.ports.clock().now();
+        let outcomes = match hosts.run(&d, target, &remaining, Some(&claim)).await {
+            Ok(HostRun::Started {
+                command_id,
+                poll_after,
+            }) => {
+                let sent = (claim, command_id, poll_after);
+                return self.record_command(id, d, target, remaining, sent).await;
+            }
+            Ok(HostRun::Finished(outcomes)) => outcomes,
+            // The claim expires, and its check tries again.
+            Err(e) if e.retryable => return Err(EngineError::port("hosts")(e)),
+            Err(e) => self.could_not_run(target, remaining[0], started, e),
+        };
+        self.decide(id, Some(d), finished(target, outcomes), Vec::new())
+            .await
+            .map(drop)
+    }
+
+    /// Records the command sent under a claim, with its first poll. A command that is not
+    /// recorded (the deployment ended, or the claim was taken over, while it was being sent) is
+    /// cancelled.
+    async fn record_command(
+        &self,
+        id: &DeploymentId,
+        d: Deployment,
+        target: &TargetId,
+        events: Vec<LifecycleEventName>,
+        (claim, command_id, poll_after): (String, String, Duration),
+    ) -> Result<(), EngineError> {
+        let poll = Step {
+            deployment_id: id.clone(),
+            work: Work::PollHost {
+                target: target.clone(),
+                command_id: command_id.clone(),
+                events,
+                attempt: 0,
+            },
+            not_before: Some(self.ports.clock().now() + poll_after),
+        };
+        let sent = Event::HostCommandSent {
+            target: target.clone(),
+            claim,
+            command_id: command_id.clone(),
+        };
+        let after = self.decide(id, Some(d), vec![sent], vec![poll]).await?;
+        let recorded = after
+            .target(target)
+            .and_then(|t| t.host_command.as_ref())
+            .and_then(|c| c.command_id.as_deref())
+            == Some(command_id.as_str());
+        if recorded {
+            return Ok(());
+        }
+        self.ports
+            .hosts()
+            .cancel(target, &command_id)
+            .await
+            .map_err(EngineError::port("hosts"))
+    }
+
+    /// The outcome of an event that a host could not be asked to run.
+    fn could_not_run(
+        &self,
+        target: &TargetId,
+        event: LifecycleEventName,
+        started: Timestamp,
+        e: PortError,
+    ) -> Vec<(LifecycleEventName, LifecycleOutcome)> {
+        let failed = LifecycleOutcome {
+            status: OutcomeStatus::Failed,
+            diagnostics: Some(Diagnostics::new(
+                LifecycleErrorCode::UnknownError,
+                None,
+                format!("{target} could not run {event}: {}", e.message),
+                "",
+            )),
+            start_time: Some(started),
+            end_time: Some(self.ports.clock().now()),
+        };
+        vec![(event, failed)]
     }
 
     /// Looks at a host command, and delivers its outcomes once it has ended.
@@ -474,6 +562,31 @@ impl<P: Ports> Engine<P> {
             .collect();
         self.deliver(id, events).await.map(drop)
     }
+}
+
+/// The events of `events` still to run on `target`, if the deployment goes on.
+fn still_to_run(
+    d: &Deployment,
+    target: &TargetId,
+    events: &[LifecycleEventName],
+) -> Option<Vec<LifecycleEventName>> {
+    if d.is_finished() {
+        return None;
+    }
+    unfinished(d.target(target)?, events)
+}
+
+/// A claim no other step makes: 64 bits from the standard library's random hash keys, which
+/// differ in every process and every call, and the time.
+fn new_claim() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("{:016x}", h.finish())
 }
 
 /// The events of `events` that are still to run on `t`, from the first one that has not

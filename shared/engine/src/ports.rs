@@ -111,17 +111,42 @@ pub trait StepQueue: Send + Sync {
 ///
 /// A host either runs events while the engine waits ([`HostRun::Finished`], as local hosts do)
 /// or is handed them as one remote command whose outcome is polled later
-/// ([`HostRun::Started`], as SSM Run Command does).
+/// ([`HostRun::Started`], as SSM Run Command does). A remote run is claimed in the store before
+/// its command is sent, and the command carries the claim, so that a run gets one command
+/// however many times its step is delivered, and whenever the step's process dies.
 pub trait HookRunner: Send + Sync {
+    /// Whether hosts are handed their events as remote commands.
+    fn sends_commands(&self) -> bool {
+        false
+    }
+
+    /// How long a claim holds before another step may take its run over: longer than a step
+    /// can take to send a command.
+    fn claim_lease(&self) -> Duration {
+        Duration::from_secs(120)
+    }
+
     /// Runs `events`, in order, on one host, or starts them. A host that runs events while the
     /// engine waits may finish only the first ones; the engine saves their outcomes and asks
-    /// again for the rest.
+    /// again for the rest. A remote command carries `claim`, the claim of the run it sends.
     fn run(
         &self,
         deployment: &Deployment,
         target: &TargetId,
         events: &[LifecycleEventName],
+        claim: Option<&str>,
     ) -> impl Future<Output = Result<HostRun, PortError>> + Send;
+
+    /// The command sent to `target` under `claim`, a claim that expired at `expires_at`, if
+    /// there is one.
+    fn find(
+        &self,
+        _target: &TargetId,
+        _claim: &str,
+        _expires_at: Timestamp,
+    ) -> impl Future<Output = Result<Option<String>, PortError>> + Send {
+        async { Ok(None) }
+    }
 
     /// Looks at a command that [`HookRunner::run`] started. `attempt` counts the polls before
     /// this one, so that the runner can space them out.
@@ -132,6 +157,16 @@ pub trait HookRunner: Send + Sync {
         events: &[LifecycleEventName],
         attempt: u32,
     ) -> impl Future<Output = Result<Polled, PortError>> + Send;
+
+    /// Cancels a command that was sent but is not wanted: its deployment ended, or its claim
+    /// was taken over, while it was being sent.
+    fn cancel(
+        &self,
+        _target: &TargetId,
+        _command_id: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        async { Ok(()) }
+    }
 
     /// The deployment is over: these hosts must not start anything more for it.
     fn stop(

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use cutover_core::DeploymentId;
 use cutover_core::lifecycle::{self, LifecycleEventName::*};
-use cutover_core::machine::{Command, CreateDeployment, Deployment, PhaseKind, PreviousDeployment};
+use cutover_core::machine::{
+    Command, CreateDeployment, Deployment, HostCommand, PhaseKind, PreviousDeployment,
+};
 use cutover_core::model::{
     Alarm, AlarmConfiguration, AutoRollbackConfiguration, AutoRollbackEvent, DeploymentCreator,
     DeploymentStatus, ErrorCode, LifecycleErrorCode, LifecycleEventStatus, TargetStatus,
@@ -203,7 +205,159 @@ async fn remote_deployment(mut driver: Driver, fail_on: Option<&str>) -> (Deploy
         .iter()
         .map(|h| ports.hosts.commands_sent(&id, h))
         .collect();
-    (ports.store.deployment(&id), sent)
+    (without_claims(ports.store.deployment(&id)), sent)
+}
+
+/// `d` with every claim of a host command blanked: claims are drawn at random.
+fn without_claims(mut d: Deployment) -> Deployment {
+    for t in &mut d.targets {
+        if let Some(c) = std::sync::Arc::make_mut(t).host_command.as_mut() {
+            c.claim.clear();
+        }
+    }
+    d
+}
+
+/// The command claimed or sent for `h`'s current run.
+fn host_command(d: &Deployment, h: &str) -> Option<HostCommand> {
+    d.target(&host(h))?.running_command().cloned()
+}
+
+/// How long a claim of a host's run holds, unless the hosts say otherwise.
+const LEASE: Duration = Duration::from_secs(120);
+
+/// A remote deployment whose first step died after claiming host-1's run, before sending the
+/// command, and whose claim has expired; with that step, for the test to deliver again.
+async fn host_1_claimed_by_a_dead_step(engine: &Engine<MemoryPorts>) -> (DeploymentId, Step) {
+    let ports = engine.ports();
+    ports.hosts.run_remotely();
+    let id = create(engine, 1, ONE_AT_A_TIME, "v1").await;
+    let hold = ports.hosts.hold_send(&id, "host-1", false);
+    let mut driver = Driver::in_order();
+    tokio::select! {
+        () = driver.run(engine) => panic!("the deployment ended while host-1 was held"),
+        () = hold.reached() => {}
+    }
+    let claimed = host_command(&ports.store.deployment(&id), "host-1").unwrap();
+    assert_eq!(claimed.command_id, None);
+    ports.clock.advance(LEASE);
+    (id, driver.recover_in_flight())
+}
+
+#[tokio::test]
+async fn two_deliveries_of_a_remote_step_at_once_send_one_command() {
+    let engine = engine(3);
+    let ports = engine.ports();
+    let (id, step) = host_1_claimed_by_a_dead_step(&engine).await;
+
+    // The first delivery takes the run over and is held before it sends the command.
+    let hold = ports.hosts.hold_send(&id, "host-1", false);
+    let mut first = std::pin::pin!(engine.perform(step.clone()));
+    tokio::select! {
+        r = &mut first => panic!("the step ended while host-1 was held: {r:?}"),
+        () = hold.reached() => {}
+    }
+    let claimed = host_command(&ports.store.deployment(&id), "host-1").unwrap();
+    assert_eq!(claimed.command_id, None);
+
+    // A second delivery, while the first is sending, finds the claim and leaves it be.
+    engine.perform(step.clone()).await.unwrap();
+    assert_eq!(ports.hosts.commands_sent(&id, "host-1"), 0);
+    assert_eq!(
+        host_command(&ports.store.deployment(&id), "host-1"),
+        Some(claimed.clone())
+    );
+
+    // The first one goes on and sends it.
+    hold.release();
+    first.await.unwrap();
+    let sent = host_command(&ports.store.deployment(&id), "host-1").unwrap();
+    assert_eq!(sent.claim, claimed.claim);
+    assert_eq!(sent.command_id.as_deref(), Some("command-1"));
+
+    Driver::in_order().run(&engine).await;
+    assert_eq!(
+        ports.store.deployment(&id).status(),
+        DeploymentStatus::Succeeded
+    );
+    for h in HOSTS {
+        assert_eq!(ports.hosts.commands_sent(&id, h), 1, "{h}");
+    }
+    assert_eq!(ports.hosts.cancelled(), Vec::<String>::new());
+}
+
+/// A deployment whose step dies while sending host-1 its command, just before or just after
+/// SSM takes it. Returns the engine once the deployment has ended.
+async fn a_step_dies_while_sending(sent: bool) -> Engine<MemoryPorts> {
+    let engine = engine(3);
+    let ports = engine.ports();
+    ports.hosts.run_remotely();
+    let id = create(&engine, 1, ONE_AT_A_TIME, "v1").await;
+    let hold = ports.hosts.hold_send(&id, "host-1", sent);
+    let mut driver = Driver::in_order();
+    tokio::select! {
+        () = driver.run(&engine) => panic!("the deployment ended while host-1 was held"),
+        () = hold.reached() => {}
+    }
+    let sent_before = usize::from(sent);
+    assert_eq!(ports.hosts.commands_sent(&id, "host-1"), sent_before);
+
+    // SQS delivers the step again, and the claim's check comes: while the claim's lease runs,
+    // neither sends anything, since the step that claimed it may yet send the command.
+    let step = driver.recover_in_flight();
+    driver.run(&engine).await;
+    let d = ports.store.deployment(&id);
+    assert!(!d.is_finished());
+    assert_eq!(host_command(&d, "host-1").unwrap().command_id, None);
+    assert_eq!(ports.hosts.commands_sent(&id, "host-1"), sent_before);
+
+    // Once it has expired, the step looks for the command the dead step sent, and records it;
+    // or, if none was sent, claims the run again and sends it.
+    ports.clock.advance(LEASE);
+    driver.redeliver(step);
+    driver.run(&engine).await;
+    let d = ports.store.deployment(&id);
+    assert_eq!(d.status(), DeploymentStatus::Succeeded);
+    for h in HOSTS {
+        assert_eq!(ports.hosts.commands_sent(&id, h), 1, "{h}");
+    }
+    engine
+}
+
+#[tokio::test]
+async fn a_step_that_dies_after_sending_a_command_is_not_followed_by_a_second_one() {
+    let engine = a_step_dies_while_sending(true).await;
+    assert_eq!(engine.ports().hosts.cancelled(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_step_that_dies_before_sending_a_command_is_taken_over_once_its_claim_expires() {
+    a_step_dies_while_sending(false).await;
+}
+
+#[tokio::test]
+async fn a_command_sent_after_its_deployment_stopped_is_cancelled() {
+    let engine = engine(3);
+    let ports = engine.ports();
+    let (id, step) = host_1_claimed_by_a_dead_step(&engine).await;
+    let hold = ports.hosts.hold_send(&id, "host-1", true);
+    let mut held = std::pin::pin!(engine.perform(step));
+    tokio::select! {
+        r = &mut held => panic!("the step ended while host-1 was held: {r:?}"),
+        () = hold.reached() => {}
+    }
+    // The deployment is stopped while SSM takes the command: the command is not recorded, and
+    // the step that sent it cancels it.
+    engine.stop(&id, Some(false)).await.unwrap();
+    hold.release();
+    held.await.unwrap();
+    Driver::in_order().run(&engine).await;
+    assert_eq!(
+        ports.store.deployment(&id).status(),
+        DeploymentStatus::Stopped
+    );
+    assert_eq!(ports.hosts.commands_sent(&id, "host-1"), 1);
+    assert_eq!(ports.hosts.cancelled(), ["command-1"]);
 }
 
 #[tokio::test]

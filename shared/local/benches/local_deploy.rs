@@ -255,6 +255,7 @@ impl HookRunner for NullHosts {
         _d: &Deployment,
         _target: &TargetId,
         events: &[LifecycleEventName],
+        _claim: Option<&str>,
     ) -> Result<HostRun, PortError> {
         let now = cutover_agent::run::now();
         let mut outcome = LifecycleOutcome::succeeded();

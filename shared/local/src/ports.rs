@@ -315,6 +315,7 @@ impl HookRunner for LocalHosts {
         d: &Deployment,
         target: &TargetId,
         events: &[LifecycleEventName],
+        _claim: Option<&str>,
     ) -> Result<HostRun, PortError> {
         let &[event, ..] = events else {
             return Ok(HostRun::Finished(Vec::new()));

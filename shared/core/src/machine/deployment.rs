@@ -102,19 +102,34 @@ pub struct Target {
     pub host_command: Option<HostCommand>,
 }
 
-/// A remote command that runs one run of a target's lifecycle events.
+/// A remote command that runs one run of a target's lifecycle events: claimed by one step,
+/// then sent by it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HostCommand {
-    pub command_id: String,
-    /// The target's `dispatched` when the command was sent: the command belongs to the run that
-    /// ends there.
+    /// Names the step that sends the command. The command carries it, so that a step finding
+    /// the claim without a command can look for one sent before its sender died.
+    pub claim: String,
+    /// When another step may take the run over if no command has been recorded.
+    pub expires_at: Timestamp,
+    /// Set once the command is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
+    /// The target's `dispatched` when the command was claimed: the command belongs to the run
+    /// that ends there.
     pub run_end: usize,
 }
 
+impl HostCommand {
+    /// The claim has run out without a command being recorded: its step died or gave up, and
+    /// another may take over.
+    pub fn expired(&self, now: Timestamp) -> bool {
+        self.command_id.is_none() && self.expires_at <= now
+    }
+}
+
 impl Target {
-    /// The command running the target's current run, if one was sent and the run has not
-    /// finished.
+    /// The command claimed or sent for the target's current run, if the run has not finished.
     pub fn running_command(&self) -> Option<&HostCommand> {
         let command = self.host_command.as_ref()?;
         let running = command.run_end == self.dispatched

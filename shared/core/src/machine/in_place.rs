@@ -76,12 +76,13 @@ pub(super) fn start(
     Ok(())
 }
 
-/// `HostCommandSent`: remember the command running the target's current run. A second command
-/// for the same run (a step delivered twice) is not recorded; the first one stands.
-pub(super) fn on_host_command(
+/// `HostCommandClaimed`: the first claim of the target's current run stands, unless it has
+/// expired without a command recorded.
+pub(super) fn on_host_command_claimed(
     d: &mut Deployment,
     target: &TargetId,
-    command_id: String,
+    claim: String,
+    expires_at: Timestamp,
     now: Timestamp,
 ) {
     let Some(t) = d.targets.iter_mut().find(|t| &t.target_id == target) else {
@@ -90,14 +91,44 @@ pub(super) fn on_host_command(
     let run_unfinished = t.lifecycle_events[..t.dispatched]
         .iter()
         .any(|e| !e.status.is_final());
-    if !run_unfinished || t.running_command().is_some() {
+    let held = t
+        .running_command()
+        .is_some_and(|c| c.command_id.is_some() || !c.expired(now));
+    if !run_unfinished || held {
         return;
     }
     let t = Arc::make_mut(t);
     t.host_command = Some(HostCommand {
-        command_id,
+        claim,
+        expires_at,
+        command_id: None,
         run_end: t.dispatched,
     });
+    t.last_updated_at = Some(now);
+}
+
+/// `HostCommandSent`: remember the command running the target's current run, if it was sent
+/// under the claim that stands. A second command for the same run is not recorded.
+pub(super) fn on_host_command_sent(
+    d: &mut Deployment,
+    target: &TargetId,
+    claim: &str,
+    command_id: String,
+    now: Timestamp,
+) {
+    let Some(t) = d.targets.iter_mut().find(|t| &t.target_id == target) else {
+        return;
+    };
+    let claimed = t
+        .running_command()
+        .is_some_and(|c| c.claim == claim && c.command_id.is_none());
+    if !claimed {
+        return;
+    }
+    let t = Arc::make_mut(t);
+    if let Some(c) = t.host_command.as_mut() {
+        c.command_id = Some(command_id);
+    }
     t.last_updated_at = Some(now);
 }
 

@@ -63,11 +63,20 @@ pub enum Event {
         event: LifecycleEventName,
         outcome: LifecycleOutcome,
     },
-    /// A host was handed the events it is running now as one remote command (an SSM command,
-    /// for example), whose outcome arrives later. Recording it keeps a step that is delivered
-    /// again from starting the same events twice.
+    /// A step is about to hand a host the events of its current run as one remote command (an
+    /// SSM command, for example), whose outcome arrives later. The first claim of a run stands,
+    /// so that of the steps delivered at once only one sends the command; a claim whose command
+    /// was not recorded by `expires_at` may be taken over.
+    HostCommandClaimed {
+        target: TargetId,
+        claim: String,
+        expires_at: Timestamp,
+    },
+    /// The step that holds `claim` sent the host its command. Recording it keeps a step that is
+    /// delivered again from sending the same events twice.
     HostCommandSent {
         target: TargetId,
+        claim: String,
         command_id: String,
     },
     /// A watched alarm is in the ALARM state.
@@ -94,6 +103,7 @@ impl Event {
             Event::TargetsResolved { .. } => EventKind::TargetsResolved,
             Event::TargetsUnresolved { .. } => EventKind::TargetsUnresolved,
             Event::LifecycleEventFinished { .. } => EventKind::LifecycleEventFinished,
+            Event::HostCommandClaimed { .. } => EventKind::HostCommandClaimed,
             Event::HostCommandSent { .. } => EventKind::HostCommandSent,
             Event::AlarmRaised { .. } => EventKind::AlarmRaised,
             Event::AlarmPollFailed { .. } => EventKind::AlarmPollFailed,
@@ -114,6 +124,7 @@ pub enum EventKind {
     TargetsResolved,
     TargetsUnresolved,
     LifecycleEventFinished,
+    HostCommandClaimed,
     HostCommandSent,
     AlarmRaised,
     AlarmPollFailed,

@@ -9,6 +9,7 @@
 //!  ResolvingTargets ───── TargetsResolved ────▶ Finished(Failed)        (no targets, or too few)
 //!  ResolvingTargets ───── TargetsUnresolved ──▶ Finished(Failed)
 //!  InPlace ────────────── LifecycleEventFinished ──▶ InPlace | Finished(Succeeded | Failed)
+//!  InPlace ────────────── HostCommandClaimed ──────▶ InPlace
 //!  InPlace ────────────── HostCommandSent ─────────▶ InPlace
 //!  any started phase ──── AlarmRaised, AlarmPollFailed ──▶ Finished(Stopped)
 //!  any unfinished phase ─ StopRequested ──────▶ Finished(Stopped)
@@ -157,6 +158,7 @@ pub const GRAPH: &[(PhaseKind, EventKind, &[PhaseKind])] = &[
         E::LifecycleEventFinished,
         &[P::InPlace, P::Succeeded, P::Failed],
     ),
+    (P::InPlace, E::HostCommandClaimed, &[P::InPlace]),
     (P::InPlace, E::HostCommandSent, &[P::InPlace]),
     (
         P::ValidatingRevision,
@@ -258,9 +260,22 @@ pub(super) fn apply(
                 outcome,
             },
         ) => in_place::on_lifecycle_event(d, &target, event, outcome, now, out),
-        (Phase::InPlace { .. }, Event::HostCommandSent { target, command_id }) => {
-            in_place::on_host_command(d, &target, command_id, now);
-        }
+        (
+            Phase::InPlace { .. },
+            Event::HostCommandClaimed {
+                target,
+                claim,
+                expires_at,
+            },
+        ) => in_place::on_host_command_claimed(d, &target, claim, expires_at, now),
+        (
+            Phase::InPlace { .. },
+            Event::HostCommandSent {
+                target,
+                claim,
+                command_id,
+            },
+        ) => in_place::on_host_command_sent(d, &target, &claim, command_id, now),
 
         (phase, Event::AlarmRaised { alarm })
             if phase.is_started() && d.options.alarm_configuration.watches(&alarm) =>

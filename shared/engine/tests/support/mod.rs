@@ -410,8 +410,13 @@ struct HostsState {
     /// Hosts run their events as remote commands, polled later, instead of while the engine
     /// waits.
     remote: bool,
-    /// The remote commands sent, by id: the deployment, target and events each runs.
-    commands: Vec<(DeploymentId, TargetId, Vec<LifecycleEventName>)>,
+    /// The remote commands sent, by id: the deployment, target and events each runs, and the
+    /// claim it was sent under.
+    commands: Vec<(DeploymentId, TargetId, Vec<LifecycleEventName>, String)>,
+    /// The commands cancelled, by id.
+    cancelled: Vec<String>,
+    /// Remote sends held, each just before or just after the command is sent.
+    send_holds: Vec<(DeploymentId, TargetId, bool, Arc<Hold>)>,
     /// How each ended command ended, by its index in `commands`.
     ended: BTreeMap<usize, Vec<(LifecycleEventName, LifecycleOutcome)>>,
 }
@@ -463,13 +468,28 @@ impl MemoryHosts {
         lock(&self.state).remote = true;
     }
 
+    /// Holds the next remote command to `target` for deployment `id`, once: just before it is
+    /// sent, or, when `sent`, just after.
+    pub fn hold_send(&self, id: &DeploymentId, target: &str, sent: bool) -> Arc<Hold> {
+        let hold = Arc::new(Hold::default());
+        lock(&self.state)
+            .send_holds
+            .push((id.clone(), host(target), sent, hold.clone()));
+        hold
+    }
+
     /// How many remote commands were sent to `target` for deployment `id`.
     pub fn commands_sent(&self, id: &DeploymentId, target: &str) -> usize {
         lock(&self.state)
             .commands
             .iter()
-            .filter(|(d, t, _)| d == id && t.as_str() == target)
+            .filter(|(d, t, _, _)| d == id && t.as_str() == target)
             .count()
+    }
+
+    /// The ids of the commands cancelled.
+    pub fn cancelled(&self) -> Vec<String> {
+        lock(&self.state).cancelled.clone()
     }
 
     pub fn runs(&self) -> Vec<HostRun> {
@@ -535,33 +555,82 @@ impl MemoryHosts {
     }
 }
 
+impl MemoryHosts {
+    /// Waits at the send hold of (`id`, `target`) for this point, if there is one.
+    async fn at_send_hold(&self, id: &DeploymentId, target: &TargetId, sent: bool) {
+        let hold = {
+            let mut state = lock(&self.state);
+            let i = state
+                .send_holds
+                .iter()
+                .position(|(d, t, after, _)| d == id && t == target && *after == sent);
+            i.map(|i| state.send_holds.remove(i).3)
+        };
+        if let Some(hold) = hold {
+            hold.reached.notify_one();
+            hold.released.notified().await;
+        }
+    }
+}
+
 impl HookRunner for MemoryHosts {
+    fn sends_commands(&self) -> bool {
+        lock(&self.state).remote
+    }
+
     async fn run(
         &self,
         deployment: &Deployment,
         target: &TargetId,
         events: &[LifecycleEventName],
+        claim: Option<&str>,
     ) -> Result<cutover_engine::HostRun, PortError> {
         let id = &deployment.deployment_id;
-        {
-            let mut state = lock(&self.state);
-            if state.remote {
+        if self.sends_commands() {
+            let claim = claim.expect("a remote command is sent under a claim");
+            self.at_send_hold(id, target, false).await;
+            let command_id = {
+                let mut state = lock(&self.state);
                 if state.unreachable.contains(target) {
                     return Err(PortError::permanent(format!("{target} does not answer")));
                 }
-                state
-                    .commands
-                    .push((id.clone(), target.clone(), events.to_vec()));
-                return Ok(cutover_engine::HostRun::Started {
-                    command_id: format!("command-{}", state.commands.len()),
-                    poll_after: Duration::from_secs(2),
-                });
-            }
+                state.commands.push((
+                    id.clone(),
+                    target.clone(),
+                    events.to_vec(),
+                    claim.to_owned(),
+                ));
+                format!("command-{}", state.commands.len())
+            };
+            self.at_send_hold(id, target, true).await;
+            return Ok(cutover_engine::HostRun::Started {
+                command_id,
+                poll_after: Duration::from_secs(2),
+            });
         }
         let outcome = self.run_event(id, target, events[0]).await?;
         Ok(cutover_engine::HostRun::Finished(vec![(
             events[0], outcome,
         )]))
+    }
+
+    async fn find(
+        &self,
+        target: &TargetId,
+        claim: &str,
+        _expires_at: Timestamp,
+    ) -> Result<Option<String>, PortError> {
+        let state = lock(&self.state);
+        let i = state
+            .commands
+            .iter()
+            .position(|(_, t, _, c)| t == target && c == claim);
+        Ok(i.map(|i| format!("command-{}", i + 1)))
+    }
+
+    async fn cancel(&self, _target: &TargetId, command_id: &str) -> Result<(), PortError> {
+        lock(&self.state).cancelled.push(command_id.to_owned());
+        Ok(())
     }
 
     /// A remote command is still running on its first poll, and ends on the second, having run
@@ -580,7 +649,7 @@ impl HookRunner for MemoryHosts {
             .strip_prefix("command-")
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| PortError::permanent(format!("no command {command_id}")))?;
-        let (id, sent_to, sent_events) = lock(&self.state).commands[index - 1].clone();
+        let (id, sent_to, sent_events, _) = lock(&self.state).commands[index - 1].clone();
         if let Some(ended) = lock(&self.state).ended.get(&index) {
             return Ok(Polled::Finished(ended.clone()));
         }
