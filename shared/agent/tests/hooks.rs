@@ -711,9 +711,13 @@ fn gone(pid: u32) -> bool {
 fn hooks_left_behind_a_running_script_is_recorded_while_it_runs_and_the_record_removed_after() {
     let d = Deployment::new();
     let record = d.root.parent().unwrap().join("running-script");
+    // The record is written just after the script starts: the script waits for it (up to 5 s).
     d.sh(
         "scripts/look.sh",
-        &format!("cat '{}' > seen", record.display()),
+        &format!(
+            "for i in $(seq 500); do [ -s '{r}' ] && break; sleep 0.01; done; cat '{r}' > seen",
+            r = record.display()
+        ),
     );
     let mut log = ScriptLog::open(&d.log, "d-ABCDEFGHI").unwrap();
     let diag = run_event(HookContext {
