@@ -5,6 +5,7 @@ mod appspec_cmd;
 mod config_cmd;
 mod local;
 mod render;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -30,15 +31,11 @@ enum Command {
     /// Deploy on this machine: local hosts, real hook scripts, an embedded store.
     #[command(subcommand)]
     Local(local::LocalCommand),
-    /// Serve the CodeDeploy API on localhost (not available in this build yet).
-    Serve {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        args: Vec<String>,
-    },
+    /// Serve CodeDeploy's API on localhost, for the aws CLI, boto3 and the SDKs.
+    Serve(serve::ServeArgs),
 }
 
-/// What a command ended with: success, a user-facing failure (exit 1), or a command that this
-/// build does not have (exit 2).
+/// What a command ended with: success, or a user-facing failure (exit 1).
 enum Outcome {
     Done,
     Failed,
@@ -50,7 +47,7 @@ fn main() -> ExitCode {
         Command::Appspec(cmd) => appspec_cmd::run(cmd),
         Command::Config(cmd) => config_cmd::run(cmd),
         Command::Local(cmd) => local::run(cmd),
-        Command::Serve { .. } => return not_available("cutover serve"),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
@@ -60,14 +57,6 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn not_available(command: &str) -> ExitCode {
-    eprintln!(
-        "error: {command} is not available in cutover {} yet; nothing was done",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
 }
 
 /// `word`, or its plural for any count but one.

@@ -85,21 +85,6 @@ fn an_unknown_configuration_gets_a_suggestion() {
 }
 
 #[test]
-fn commands_not_built_yet_say_so_and_fail() {
-    {
-        let args = &["serve"][..];
-        let out = cutover(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(
-            stderr(&out).contains("is not available"),
-            "{}",
-            stderr(&out)
-        );
-        assert!(stdout(&out).is_empty());
-    }
-}
-
-#[test]
 fn appspec_validate_accepts_every_example_revision() {
     for (path, platform) in [
         ("examples/webapp", "Server"),

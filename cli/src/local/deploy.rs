@@ -17,6 +17,7 @@ use cutover_core::model::{
     DeploymentCreator, DeploymentGroupInfo, DeploymentOption, FileExistsBehavior, LoadBalancerInfo,
     LocalLocation, NamedResource, RevisionLocation,
 };
+use cutover_engine::ids;
 use cutover_local::LocalHost;
 
 use super::{Local, StateDir, report};
@@ -103,7 +104,7 @@ pub fn run(args: DeployArgs) -> anyhow::Result<Outcome> {
 
     let group = group_info(&local, &args, &config)?;
 
-    let id = DeploymentId::from_entropy(entropy());
+    let id = DeploymentId::from_entropy(ids::entropy());
     let snapshot = state_dir.join("revisions").join(id.as_str());
     let spec = match snapshot_revision(&revision_path, &snapshot) {
         Ok(spec) => spec,
@@ -298,7 +299,7 @@ fn group_info(
         .unwrap_or_else(|| DeploymentGroupInfo {
             application_name: args.application.clone(),
             deployment_group_name: args.group.clone(),
-            deployment_group_id: group_id(),
+            deployment_group_id: ids::uuid(),
             ..Default::default()
         });
     group.deployment_config_name = config.deployment_config_name.clone();
@@ -317,31 +318,4 @@ fn group_info(
     }
     group.validate()?;
     Ok(group)
-}
-
-fn group_id() -> String {
-    let a = entropy();
-    let b = entropy();
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xfff,
-        0x8000 | (b >> 48) & 0x3fff,
-        b & 0xffff_ffff_ffff
-    )
-}
-
-/// 64 unpredictable bits, from the standard library's per-process random hash keys and the
-/// time.
-fn entropy() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.write_u32(std::process::id());
-    h.finish()
 }

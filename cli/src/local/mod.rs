@@ -85,7 +85,7 @@ pub struct StateDir {
 }
 
 impl StateDir {
-    fn path(&self) -> anyhow::Result<PathBuf> {
+    pub fn path(&self) -> anyhow::Result<PathBuf> {
         let dir = match (&self.dir, std::env::var_os("CUTOVER_STATE_DIR")) {
             (Some(dir), _) => dir.clone(),
             (None, Some(env)) if !env.is_empty() => PathBuf::from(env),

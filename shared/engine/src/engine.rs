@@ -576,17 +576,9 @@ fn still_to_run(
     unfinished(d.target(target)?, events)
 }
 
-/// A claim no other step makes: 64 bits from the standard library's random hash keys, which
-/// differ in every process and every call, and the time.
+/// A claim no other step makes.
 fn new_claim() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    format!("{:016x}", h.finish())
+    format!("{:016x}", crate::ids::entropy())
 }
 
 /// The events of `events` that are still to run on `t`, from the first one that has not

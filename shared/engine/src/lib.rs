@@ -14,6 +14,7 @@
 
 mod engine;
 mod error;
+pub mod ids;
 pub mod ports;
 mod step;
 

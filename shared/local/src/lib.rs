@@ -4,6 +4,7 @@
 pub mod driver;
 pub mod ports;
 pub mod process;
+mod registry;
 pub mod store;
 
 pub use cutover_core as core;

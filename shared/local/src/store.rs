@@ -74,6 +74,10 @@ CREATE TABLE IF NOT EXISTS hosts (
     root TEXT NOT NULL,
     PRIMARY KEY (application, group_name, name)
 );
+CREATE TABLE IF NOT EXISTS applications (
+    name TEXT PRIMARY KEY,
+    info TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS configs (
     name TEXT PRIMARY KEY,
     info TEXT NOT NULL
@@ -231,7 +235,7 @@ impl LocalStore {
         self.queued.notified().await
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         lock(&self.conn)
     }
 

@@ -1,0 +1,205 @@
+//! `cutover serve`: CodeDeploy's API over HTTP on this machine, backed by the local store, for
+//! the aws CLI, boto3 and the SDKs with an endpoint setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use cutover_api::wire::MAX_BODY;
+use cutover_api::{AccessKey, Api, ApiError, ApiRequest, ApiResponse, ErrorKind};
+use cutover_engine::ids::entropy;
+use cutover_local::LocalStore;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+
+use crate::Outcome;
+use crate::local::StateDir;
+
+/// The file in the state directory that holds the key pair `serve` made.
+const KEYS_FILE: &str = "api-keys.json";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    state: StateDir,
+    /// The address to listen on. Anything but a loopback address exposes the API to the network
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7447")]
+    listen: SocketAddr,
+}
+
+/// The key pair file, in the field names of an AWS credentials export.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct KeysFile {
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
+    let dir = args.state.path()?;
+    let store = LocalStore::open(&dir)?;
+    let keys = keys(&dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(Api::new(store, keys), args.listen))?;
+    Ok(Outcome::Done)
+}
+
+/// The key pair to accept: `CUTOVER_ACCESS_KEY_ID` and `CUTOVER_SECRET_ACCESS_KEY` if set, else
+/// the one in the state directory, made on first start.
+fn keys(dir: &Path) -> anyhow::Result<Vec<AccessKey>> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (
+        var("CUTOVER_ACCESS_KEY_ID"),
+        var("CUTOVER_SECRET_ACCESS_KEY"),
+    ) {
+        (Some(access_key_id), Some(secret_access_key)) => {
+            return Ok(vec![AccessKey {
+                access_key_id,
+                secret_access_key,
+            }]);
+        }
+        (None, None) => {}
+        _ => bail!("set both CUTOVER_ACCESS_KEY_ID and CUTOVER_SECRET_ACCESS_KEY, or neither"),
+    }
+    let path = dir.join(KEYS_FILE);
+    let file = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<KeysFile>(&bytes)
+            .with_context(|| format!("{} is not a key pair file", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let file = KeysFile {
+                access_key_id: format!("AKCU{}", token(16)),
+                secret_access_key: token(40),
+            };
+            write_private(&path, &serde_json::to_vec_pretty(&file)?)?;
+            eprintln!(
+                "cutover serve: made an access key for the API in {} (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for clients)",
+                path.display()
+            );
+            file
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    Ok(vec![AccessKey {
+        access_key_id: file.access_key_id,
+        secret_access_key: file.secret_access_key,
+    }])
+}
+
+/// `len` characters from [A-Z0-9], about 5.2 bits each.
+fn token(len: usize) -> String {
+    const ALPHABET: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut out = String::with_capacity(len);
+    let mut bits = entropy();
+    for i in 0..len {
+        if i % 12 == 0 {
+            bits = entropy();
+        }
+        out.push(ALPHABET[(bits % 36) as usize] as char);
+        bits /= 36;
+    }
+    out
+}
+
+/// Writes a file only its owner may read.
+fn write_private(path: &PathBuf, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+async fn serve(api: Api<LocalStore>, listen: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let bound = listener.local_addr()?;
+    println!("cutover serve: CodeDeploy API on http://{bound}");
+    if !bound.ip().is_loopback() {
+        eprintln!(
+            "cutover serve: {bound} is not a loopback address: the API is open to the network (requests still need a signature)"
+        );
+    }
+    let api = Arc::new(api);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted.context("accepting a connection")?,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("cutover serve: stopped");
+                return Ok(());
+            }
+        };
+        let api = api.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let api = api.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(&api, request).await) }
+            });
+            // A client that goes away mid-request is no concern of the server's.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn answer(api: &Api<LocalStore>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let response = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(body) => {
+            let request = ApiRequest {
+                method: parts.method.to_string(),
+                uri: parts
+                    .uri
+                    .path_and_query()
+                    .map_or("/".to_owned(), |p| p.as_str().to_owned()),
+                headers: parts
+                    .headers
+                    .iter()
+                    .map(|(n, v)| {
+                        (
+                            n.as_str().to_owned(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect(),
+                body: body.to_bytes().to_vec(),
+            };
+            api.handle(&request, SystemTime::now()).await
+        }
+        Err(e) => ApiResponse::from(ApiError::new(
+            ErrorKind::RequestTooLarge,
+            format!(
+                "the request body could not be read: {e} (the most cutover accepts is {MAX_BODY} bytes)"
+            ),
+        )),
+    };
+    let content_type = hyper::header::HeaderValue::from_static(response.content_type_value());
+    let status = hyper::StatusCode::from_u16(response.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut out = Response::new(Full::new(Bytes::from(response.body)));
+    *out.status_mut() = status;
+    out.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, content_type);
+    let request_id = format!("{:016x}{:016x}", entropy(), entropy());
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&request_id) {
+        out.headers_mut().insert("x-amzn-requestid", v);
+    }
+    out
+}

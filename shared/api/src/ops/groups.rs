@@ -1,0 +1,491 @@
+//! CreateDeploymentGroup, GetDeploymentGroup, UpdateDeploymentGroup, DeleteDeploymentGroup,
+//! ListDeploymentGroups and BatchGetDeploymentGroups.
+//!
+//! A group's input is read field by field: every field CodeDeploy defines is either one cutover
+//! implements, checked and kept, or one it refuses with a message saying so. Nothing is
+//! accepted and then ignored.
+
+use cutover_core::config;
+use cutover_core::model::{
+    ComputePlatform, DeploymentGroupInfo, DeploymentType, GroupError, OutdatedInstancesStrategy,
+};
+use cutover_engine::ids;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{internal, name, page};
+use crate::registry::{Registry, Rename};
+use crate::wire::ApiError;
+
+/// CodeDeploy's longest group name.
+const MAX_NAME: usize = 100;
+
+/// The most names one BatchGetDeploymentGroups takes.
+const MAX_BATCH: usize = 100;
+
+/// The group settings cutover implements, by their input names.
+const SETTINGS: &[&str] = &[
+    "deploymentConfigName",
+    "ec2TagFilters",
+    "onPremisesInstanceTagFilters",
+    "autoScalingGroups",
+    "serviceRoleArn",
+    "triggerConfigurations",
+    "alarmConfiguration",
+    "autoRollbackConfiguration",
+    "outdatedInstancesStrategy",
+    "deploymentStyle",
+    "loadBalancerInfo",
+    "ec2TagSet",
+    "onPremisesTagSet",
+];
+
+/// Settings CodeDeploy has and cutover does not implement yet, with what to do instead.
+const NOT_YET: &[(&str, &str)] = &[
+    (
+        "blueGreenDeploymentConfiguration",
+        "cutover deploys in place for now; leave out blueGreenDeploymentConfiguration",
+    ),
+    ("ecsServices", "cutover does not deploy to ECS services yet"),
+    (
+        "terminationHookEnabled",
+        "cutover does not run deployments on Auto Scaling scale-in yet; leave out terminationHookEnabled",
+    ),
+    (
+        "tags",
+        "cutover does not keep tags on deployment groups yet; create the group without tags",
+    ),
+];
+
+fn group_name(value: Option<&str>) -> Result<&str, ApiError> {
+    name(
+        value,
+        "deployment group",
+        MAX_NAME,
+        "DeploymentGroupNameRequiredException",
+        "InvalidDeploymentGroupNameException",
+    )
+}
+
+fn application_name(value: Option<&str>) -> Result<&str, ApiError> {
+    name(
+        value,
+        "application",
+        MAX_NAME,
+        "ApplicationNameRequiredException",
+        "InvalidApplicationNameException",
+    )
+}
+
+fn group_does_not_exist(app: &str, group: &str) -> ApiError {
+    ApiError::codedeploy(
+        "DeploymentGroupDoesNotExistException",
+        format!("No Deployment Group found for name: {group} in application {app}"),
+    )
+}
+
+/// The application, which must exist, and its platform.
+async fn platform_of(registry: &impl Registry, app: &str) -> Result<ComputePlatform, ApiError> {
+    let found = registry
+        .application(app)
+        .await
+        .map_err(internal("reading the application"))?;
+    found.map(|a| a.compute_platform).ok_or_else(|| {
+        ApiError::codedeploy(
+            "ApplicationDoesNotExistException",
+            format!("No application found for name: {app}"),
+        )
+    })
+}
+
+/// A group check, as the exception CodeDeploy answers with.
+fn refused(e: GroupError) -> ApiError {
+    let name = match &e {
+        GroupError::InvalidName { what, .. } if what.starts_with("application") => {
+            "InvalidApplicationNameException"
+        }
+        GroupError::InvalidName { .. } => "InvalidDeploymentGroupNameException",
+        GroupError::TagFiltersAndTagSet { .. } => "InvalidInputException",
+        GroupError::TooManyAlarms { .. } | GroupError::AlarmsEnabledWithoutAlarms { .. } => {
+            "InvalidAlarmConfigException"
+        }
+        GroupError::WaitTooLong { .. } | GroupError::MissingBlueGreenConfiguration { .. } => {
+            "InvalidBlueGreenDeploymentConfigurationException"
+        }
+        GroupError::MissingLoadBalancerInfo { .. } => "InvalidLoadBalancerInfoException",
+        GroupError::PlatformNeedsBlueGreen { .. } => "InvalidDeploymentStyleException",
+        GroupError::RollbackWithoutEvents { .. } => "InvalidAutoRollbackConfigException",
+        GroupError::DuplicateTrigger { .. } => "InvalidTriggerConfigException",
+    };
+    ApiError::codedeploy(name, e.to_string())
+}
+
+/// Lays the settings of `input` over `group` (a group as JSON), refusing what cutover does not
+/// implement. A setting given replaces the group's; an empty list clears one.
+fn overlay(group: &mut Map<String, Value>, input: &Map<String, Value>) -> Result<(), ApiError> {
+    for (key, value) in input {
+        if let Some((_, why)) = NOT_YET.iter().find(|(k, _)| k == key) {
+            let empty = value.is_null()
+                || value == &json!([])
+                || value == &json!(false)
+                || value == &json!({});
+            if !empty {
+                return Err(ApiError::codedeploy(
+                    "InvalidInputException",
+                    format!("{key}: {why}"),
+                ));
+            }
+            continue;
+        }
+        if !SETTINGS.contains(&key.as_str()) {
+            continue;
+        }
+        let value = match key.as_str() {
+            // The input names Auto Scaling groups; the group describes each as {name, hook}.
+            "autoScalingGroups" => {
+                let names: Vec<String> = serde_json::from_value(value.clone()).map_err(|e| {
+                    ApiError::codedeploy(
+                        "InvalidAutoScalingGroupException",
+                        format!(
+                            "autoScalingGroups must be a list of Auto Scaling group names: {e}"
+                        ),
+                    )
+                })?;
+                json!(
+                    names
+                        .iter()
+                        .map(|n| json!({ "name": n }))
+                        .collect::<Vec<_>>()
+                )
+            }
+            _ => value.clone(),
+        };
+        group.insert(key.clone(), value);
+    }
+    Ok(())
+}
+
+/// The input's keys that CodeDeploy does not define for this operation.
+fn unknown_keys(input: &Map<String, Value>, own: &[&str]) -> Vec<String> {
+    input
+        .keys()
+        .filter(|k| {
+            !own.contains(&k.as_str())
+                && !SETTINGS.contains(&k.as_str())
+                && !NOT_YET.iter().any(|(n, _)| n == k)
+        })
+        .cloned()
+        .collect()
+}
+
+fn object(input: Value, own: &[&str]) -> Result<Map<String, Value>, ApiError> {
+    let Value::Object(input) = input else {
+        return Err(ApiError::new(
+            crate::wire::ErrorKind::Validation,
+            "the request body must be a JSON object",
+        ));
+    };
+    let unknown = unknown_keys(&input, own);
+    if !unknown.is_empty() {
+        return Err(ApiError::new(
+            crate::wire::ErrorKind::Validation,
+            format!(
+                "unknown field(s) {}: not part of this operation's input",
+                unknown.join(", ")
+            ),
+        ));
+    }
+    Ok(input)
+}
+
+fn text<'a>(input: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    input.get(key).and_then(Value::as_str)
+}
+
+/// Reads the group that `fields` describe, and checks it as CreateDeploymentGroup does.
+async fn checked(
+    registry: &impl Registry,
+    fields: Map<String, Value>,
+    platform: ComputePlatform,
+) -> Result<DeploymentGroupInfo, ApiError> {
+    let group: DeploymentGroupInfo =
+        serde_json::from_value(Value::Object(fields)).map_err(|e| {
+            ApiError::codedeploy(
+                "InvalidInputException",
+                format!("the group's settings are not valid: {e}"),
+            )
+        })?;
+    if platform != ComputePlatform::Server {
+        return Err(ApiError::codedeploy(
+            "InvalidComputePlatformException",
+            format!(
+                "application {} is a {platform} application; cutover deploys Server applications for now",
+                group.application_name
+            ),
+        ));
+    }
+    if group.deployment_style.deployment_type == DeploymentType::BlueGreen {
+        return Err(ApiError::codedeploy(
+            "InvalidDeploymentStyleException",
+            "cutover deploys in place for now; use deploymentType IN_PLACE",
+        ));
+    }
+    if group.outdated_instances_strategy == OutdatedInstancesStrategy::Ignore {
+        return Err(ApiError::codedeploy(
+            "InvalidInputException",
+            "outdatedInstancesStrategy IGNORE: cutover does not watch for instances launched during a deployment yet; leave it out",
+        ));
+    }
+    if let Some(lb) = &group.load_balancer_info {
+        if !lb.elb_info_list.is_empty() {
+            return Err(ApiError::codedeploy(
+                "InvalidLoadBalancerInfoException",
+                "Classic Load Balancers (elbInfoList) are not supported; name an Application or Network Load Balancer target group in targetGroupInfoList",
+            ));
+        }
+        if !lb.target_group_pair_info_list.is_empty() {
+            return Err(ApiError::codedeploy(
+                "InvalidLoadBalancerInfoException",
+                "targetGroupPairInfoList is for ECS deployments, which cutover does not run yet",
+            ));
+        }
+    }
+    group.validate().map_err(refused)?;
+    let config_name = &group.deployment_config_name;
+    let known = match config::predefined(config_name) {
+        Some(c) => Some(c),
+        None => registry
+            .config(config_name)
+            .await
+            .map_err(internal("reading the deployment configuration"))?,
+    };
+    match known {
+        None => Err(ApiError::codedeploy(
+            "DeploymentConfigDoesNotExistException",
+            format!("No deployment configuration found for name: {config_name}"),
+        )),
+        Some(c) if c.compute_platform != ComputePlatform::Server => Err(ApiError::codedeploy(
+            "InvalidDeploymentConfigNameException",
+            format!(
+                "{config_name} is a {} configuration; a Server group needs a Server configuration",
+                c.compute_platform
+            ),
+        )),
+        Some(_) => Ok(group),
+    }
+}
+
+pub async fn create(registry: &impl Registry, input: Value) -> Result<Value, ApiError> {
+    let input = object(input, &["applicationName", "deploymentGroupName"])?;
+    let app = application_name(text(&input, "applicationName"))?.to_owned();
+    let name = group_name(text(&input, "deploymentGroupName"))?.to_owned();
+    if text(&input, "serviceRoleArn").is_none_or(str::is_empty) {
+        return Err(ApiError::codedeploy(
+            "RoleRequiredException",
+            "The service role ARN must be specified (cutover keeps it with the group, as CodeDeploy does).",
+        ));
+    }
+    let platform = platform_of(registry, &app).await?;
+    let mut fields = Map::new();
+    fields.insert("applicationName".into(), json!(app));
+    fields.insert("deploymentGroupName".into(), json!(name));
+    fields.insert("deploymentGroupId".into(), json!(ids::uuid()));
+    fields.insert("computePlatform".into(), json!(platform));
+    overlay(&mut fields, &input)?;
+    let group = checked(registry, fields, platform).await?;
+    let created = registry
+        .create_group(&group)
+        .await
+        .map_err(internal("saving the deployment group"))?;
+    if !created {
+        return Err(ApiError::codedeploy(
+            "DeploymentGroupAlreadyExistsException",
+            format!("The deployment group {name} already exists with the application {app}."),
+        ));
+    }
+    Ok(json!({ "deploymentGroupId": group.deployment_group_id }))
+}
+
+pub async fn update(registry: &impl Registry, input: Value) -> Result<Value, ApiError> {
+    let input = object(
+        input,
+        &[
+            "applicationName",
+            "currentDeploymentGroupName",
+            "newDeploymentGroupName",
+        ],
+    )?;
+    let app = application_name(text(&input, "applicationName"))?.to_owned();
+    let current = group_name(text(&input, "currentDeploymentGroupName"))?.to_owned();
+    let platform = platform_of(registry, &app).await?;
+    let existing = registry
+        .group(&app, &current)
+        .await
+        .map_err(internal("reading the deployment group"))?
+        .ok_or_else(|| group_does_not_exist(&app, &current))?;
+    let Value::Object(mut fields) = serde_json::to_value(&existing)
+        .map_err(|e| ApiError::new(crate::wire::ErrorKind::Internal, e.to_string()))?
+    else {
+        return Err(ApiError::new(
+            crate::wire::ErrorKind::Internal,
+            "a saved group is not a JSON object",
+        ));
+    };
+    // The group's history is the store's, not the caller's.
+    fields.remove("lastSuccessfulDeployment");
+    fields.remove("lastAttemptedDeployment");
+    if let Some(new_name) = input.get("newDeploymentGroupName").and_then(Value::as_str) {
+        fields.insert(
+            "deploymentGroupName".into(),
+            json!(group_name(Some(new_name))?),
+        );
+    }
+    overlay(&mut fields, &input)?;
+    let group = checked(registry, fields, platform).await?;
+    match registry
+        .update_group(&current, &group)
+        .await
+        .map_err(internal("saving the deployment group"))?
+    {
+        Rename::Renamed => Ok(json!({ "hooksNotCleanedUp": [] })),
+        Rename::Missing => Err(group_does_not_exist(&app, &current)),
+        Rename::NameTaken => Err(ApiError::codedeploy(
+            "DeploymentGroupAlreadyExistsException",
+            format!(
+                "The deployment group {} already exists with the application {app}.",
+                group.deployment_group_name
+            ),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NameInput {
+    application_name: Option<String>,
+    deployment_group_name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetOutput {
+    deployment_group_info: DeploymentGroupInfo,
+}
+
+pub async fn get(registry: &impl Registry, input: NameInput) -> Result<GetOutput, ApiError> {
+    let app = application_name(input.application_name.as_deref())?;
+    let name = group_name(input.deployment_group_name.as_deref())?;
+    platform_of(registry, app).await?;
+    let deployment_group_info = registry
+        .group(app, name)
+        .await
+        .map_err(internal("reading the deployment group"))?
+        .ok_or_else(|| group_does_not_exist(app, name))?;
+    Ok(GetOutput {
+        deployment_group_info,
+    })
+}
+
+pub async fn delete(registry: &impl Registry, input: NameInput) -> Result<Value, ApiError> {
+    let app = application_name(input.application_name.as_deref())?;
+    let name = group_name(input.deployment_group_name.as_deref())?;
+    platform_of(registry, app).await?;
+    registry
+        .delete_group(app, name)
+        .await
+        .map_err(internal("deleting the deployment group"))?;
+    Ok(json!({ "hooksNotCleanedUp": [] }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListInput {
+    application_name: Option<String>,
+    next_token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListOutput {
+    application_name: String,
+    deployment_groups: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_token: Option<String>,
+}
+
+pub async fn list(registry: &impl Registry, input: ListInput) -> Result<ListOutput, ApiError> {
+    let app = application_name(input.application_name.as_deref())?;
+    platform_of(registry, app).await?;
+    let names = registry
+        .group_names(app)
+        .await
+        .map_err(internal("listing the deployment groups"))?;
+    let (deployment_groups, next_token) = page(names, input.next_token.as_deref())?;
+    Ok(ListOutput {
+        application_name: app.to_owned(),
+        deployment_groups,
+        next_token,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchGetInput {
+    application_name: Option<String>,
+    deployment_group_names: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchGetOutput {
+    deployment_groups_info: Vec<DeploymentGroupInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_message: Option<String>,
+}
+
+pub async fn batch_get(
+    registry: &impl Registry,
+    input: BatchGetInput,
+) -> Result<BatchGetOutput, ApiError> {
+    let app = application_name(input.application_name.as_deref())?;
+    let names = input.deployment_group_names.unwrap_or_default();
+    if names.is_empty() {
+        return Err(ApiError::codedeploy(
+            "DeploymentGroupNameRequiredException",
+            "The deployment group names must be specified.",
+        ));
+    }
+    if names.len() > MAX_BATCH {
+        return Err(ApiError::codedeploy(
+            "BatchLimitExceededException",
+            format!(
+                "{} deployment group names were given; the most one call takes is {MAX_BATCH}.",
+                names.len()
+            ),
+        ));
+    }
+    platform_of(registry, app).await?;
+    let mut deployment_groups_info = Vec::new();
+    let mut missing = Vec::new();
+    for n in &names {
+        let n = group_name(Some(n))?;
+        match registry
+            .group(app, n)
+            .await
+            .map_err(internal("reading the deployment group"))?
+        {
+            Some(g) => deployment_groups_info.push(g),
+            None => missing.push(n.to_owned()),
+        }
+    }
+    let error_message = (!missing.is_empty()).then(|| {
+        format!(
+            "No deployment group found in application {app} for: {}",
+            missing.join(", ")
+        )
+    });
+    Ok(BatchGetOutput {
+        deployment_groups_info,
+        error_message,
+    })
+}

@@ -1,0 +1,110 @@
+//! The registry port: where the API keeps applications and custom deployment configurations.
+//! The local store and the DynamoDB table implement it.
+
+use std::future::Future;
+
+use cutover_core::config::DeploymentConfigInfo;
+use cutover_core::model::{ApplicationInfo, DeploymentGroupInfo};
+use cutover_engine::PortError;
+
+/// What [`Registry::delete_config`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigDeletion {
+    Deleted,
+    /// There was no configuration of that name.
+    Missing,
+    /// These groups (application, group) deploy with it.
+    InUse(Vec<(String, String)>),
+}
+
+/// What [`Registry::rename_application`] or [`Registry::update_group`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rename {
+    Renamed,
+    /// There was no application of that name.
+    Missing,
+    /// The new name is taken.
+    NameTaken,
+}
+
+/// Applications, their deployment groups, and custom deployment configurations.
+pub trait Registry: Send + Sync {
+    /// Saves a new application; false if one of that name exists already.
+    fn create_application(
+        &self,
+        app: &ApplicationInfo,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+
+    fn application(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<ApplicationInfo>, PortError>> + Send;
+
+    /// Every application's name, in order.
+    fn application_names(&self) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
+
+    /// Renames an application and the deployment groups filed under it.
+    fn rename_application(
+        &self,
+        name: &str,
+        new_name: &str,
+    ) -> impl Future<Output = Result<Rename, PortError>> + Send;
+
+    /// Deletes an application and its deployment groups (its deployments stay, as CodeDeploy
+    /// keeps them); nothing happens if there is none of that name.
+    fn delete_application(&self, name: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Saves a new deployment group; false if its application has one of that name already.
+    fn create_group(
+        &self,
+        group: &DeploymentGroupInfo,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+
+    fn group(
+        &self,
+        application: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<DeploymentGroupInfo>, PortError>> + Send;
+
+    /// The names of an application's groups, in order.
+    fn group_names(
+        &self,
+        application: &str,
+    ) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
+
+    /// Saves a group's new settings, under a new name if `group` has one; the group keeps its
+    /// lock, history and hosts.
+    fn update_group(
+        &self,
+        current_name: &str,
+        group: &DeploymentGroupInfo,
+    ) -> impl Future<Output = Result<Rename, PortError>> + Send;
+
+    /// Deletes a group (its deployments stay); nothing happens if there is none.
+    fn delete_group(
+        &self,
+        application: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Saves a new custom configuration; false if one of that name exists already.
+    fn create_config(
+        &self,
+        config: &DeploymentConfigInfo,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+
+    /// A custom configuration.
+    fn config(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<DeploymentConfigInfo>, PortError>> + Send;
+
+    /// Every custom configuration's name, in order.
+    fn config_names(&self) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
+
+    /// Deletes a custom configuration that no deployment group uses.
+    fn delete_config(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<ConfigDeletion, PortError>> + Send;
+}

@@ -1,0 +1,102 @@
+//! [`Api`]: one request in, one answer out. It checks the request's size and signature, then
+//! routes its operation to the handler that implements it.
+
+use std::time::SystemTime;
+
+use cutover_core::Timestamp;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ops::{applications, configs, groups};
+use crate::registry::Registry;
+use crate::sigv4::{self, AccessKey};
+use crate::wire::{ApiError, ApiRequest, ApiResponse, ErrorKind, MAX_BODY};
+
+/// The service name requests are signed for.
+pub const SERVICE: &str = "codedeploy";
+
+/// CodeDeploy's API over a registry, for the holders of `keys`.
+#[derive(Debug)]
+pub struct Api<R> {
+    registry: R,
+    keys: Vec<AccessKey>,
+}
+
+impl<R: Registry> Api<R> {
+    pub fn new(registry: R, keys: Vec<AccessKey>) -> Self {
+        Api { registry, keys }
+    }
+
+    pub fn registry(&self) -> &R {
+        &self.registry
+    }
+
+    /// Answers one request, received at `now`.
+    pub async fn handle(&self, request: &ApiRequest, now: SystemTime) -> ApiResponse {
+        match self.answer(request, now).await {
+            Ok(response) => response,
+            Err(e) => e.into(),
+        }
+    }
+
+    async fn answer(&self, request: &ApiRequest, now: SystemTime) -> Result<ApiResponse, ApiError> {
+        if request.body.len() > MAX_BODY {
+            return Err(ApiError::new(
+                ErrorKind::RequestTooLarge,
+                format!(
+                    "the request body is {} bytes; the most cutover accepts is {MAX_BODY}",
+                    request.body.len()
+                ),
+            ));
+        }
+        if !request.method.eq_ignore_ascii_case("POST") {
+            return Err(ApiError::new(
+                ErrorKind::UnknownOperation,
+                format!(
+                    "{} is not how CodeDeploy's API is called: send POST / with X-Amz-Target: CodeDeploy_20141006.<Operation>",
+                    request.method
+                ),
+            ));
+        }
+        sigv4::verify(request, SERVICE, self.keys.as_slice(), now)?;
+        let now = timestamp(now);
+        let r = &self.registry;
+        match request.operation()? {
+            "CreateApplication" => json(applications::create(r, input(request)?, now).await),
+            "GetApplication" => json(applications::get(r, input(request)?).await),
+            "UpdateApplication" => json(applications::update(r, input(request)?).await),
+            "DeleteApplication" => json(applications::delete(r, input(request)?).await),
+            "ListApplications" => json(applications::list(r, input(request)?).await),
+            "BatchGetApplications" => json(applications::batch_get(r, input(request)?).await),
+            "CreateDeploymentGroup" => json(groups::create(r, input(request)?).await),
+            "GetDeploymentGroup" => json(groups::get(r, input(request)?).await),
+            "UpdateDeploymentGroup" => json(groups::update(r, input(request)?).await),
+            "DeleteDeploymentGroup" => json(groups::delete(r, input(request)?).await),
+            "ListDeploymentGroups" => json(groups::list(r, input(request)?).await),
+            "BatchGetDeploymentGroups" => json(groups::batch_get(r, input(request)?).await),
+            "CreateDeploymentConfig" => json(configs::create(r, input(request)?, now).await),
+            "GetDeploymentConfig" => json(configs::get(r, input(request)?).await),
+            "DeleteDeploymentConfig" => json(configs::delete(r, input(request)?).await),
+            "ListDeploymentConfigs" => json(configs::list(r, input(request)?).await),
+            other => Err(ApiError::new(
+                ErrorKind::UnknownOperation,
+                format!("cutover does not implement the operation {other}"),
+            )),
+        }
+    }
+}
+
+fn input<T: DeserializeOwned>(request: &ApiRequest) -> Result<T, ApiError> {
+    request.input()
+}
+
+fn json(output: Result<impl Serialize, ApiError>) -> Result<ApiResponse, ApiError> {
+    output.map(|o| ApiResponse::ok(&o))
+}
+
+fn timestamp(t: SystemTime) -> Timestamp {
+    let millis = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    Timestamp::from_millis(millis)
+}

@@ -1,0 +1,288 @@
+//! The API's registry in the local store: applications in their own table, custom
+//! configurations beside the deployment groups that may use them.
+
+use cutover_api::{ConfigDeletion, Registry, Rename};
+use cutover_core::config::DeploymentConfigInfo;
+use cutover_core::model::{ApplicationInfo, DeploymentGroupInfo};
+use cutover_engine::PortError;
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+
+use crate::store::{LocalStore, StoreError};
+
+impl LocalStore {
+    /// Saves a new application; false if one of that name exists already.
+    pub fn create_application(&self, app: &ApplicationInfo) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "INSERT OR IGNORE INTO applications (name, info) VALUES (?1, ?2)",
+            params![app.application_name, serde_json::to_string(app)?],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn application(&self, name: &str) -> Result<Option<ApplicationInfo>, StoreError> {
+        let info: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT info FROM applications WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(info.map(|i| serde_json::from_str(&i)).transpose()?)
+    }
+
+    pub fn application_names(&self) -> Result<Vec<String>, StoreError> {
+        names(&self.conn(), "SELECT name FROM applications ORDER BY name")
+    }
+
+    /// Renames an application with its groups, their hosts and their traffic registry.
+    pub fn rename_application(&self, name: &str, new_name: &str) -> Result<Rename, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let info: Option<String> = tx
+            .query_row(
+                "SELECT info FROM applications WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(info) = info else {
+            return Ok(Rename::Missing);
+        };
+        let taken: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM applications WHERE name = ?1)",
+            [new_name],
+            |r| r.get(0),
+        )?;
+        if taken {
+            return Ok(Rename::NameTaken);
+        }
+        let mut app: ApplicationInfo = serde_json::from_str(&info)?;
+        app.application_name = new_name.to_owned();
+        tx.execute(
+            "UPDATE applications SET name = ?2, info = ?3 WHERE name = ?1",
+            params![name, new_name, serde_json::to_string(&app)?],
+        )?;
+        let groups: Vec<(String, String)> = {
+            let mut stmt = tx.prepare("SELECT name, info FROM groups WHERE application = ?1")?;
+            stmt.query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        for (group, info) in groups {
+            let mut info: DeploymentGroupInfo = serde_json::from_str(&info)?;
+            info.application_name = new_name.to_owned();
+            tx.execute(
+                "UPDATE groups SET application = ?2, info = ?4 WHERE application = ?1 AND name = ?3",
+                params![name, new_name, group, serde_json::to_string(&info)?],
+            )?;
+        }
+        for table in ["hosts", "traffic"] {
+            tx.execute(
+                &format!("UPDATE {table} SET application = ?2 WHERE application = ?1"),
+                params![name, new_name],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Rename::Renamed)
+    }
+
+    /// Deletes an application, its groups, their hosts and traffic registry.
+    pub fn delete_application(&self, name: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for sql in [
+            "DELETE FROM applications WHERE name = ?1",
+            "DELETE FROM groups WHERE application = ?1",
+            "DELETE FROM hosts WHERE application = ?1",
+            "DELETE FROM traffic WHERE application = ?1",
+        ] {
+            tx.execute(sql, [name])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Saves a new group; false if its application has one of that name.
+    pub fn create_group(&self, group: &DeploymentGroupInfo) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "INSERT OR IGNORE INTO groups (application, name, info) VALUES (?1, ?2, ?3)",
+            params![
+                group.application_name,
+                group.deployment_group_name,
+                serde_json::to_string(group)?
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn group_names(&self, application: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT name FROM groups WHERE application = ?1 ORDER BY name")?;
+        let names = stmt
+            .query_map([application], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(names)
+    }
+
+    /// Saves a group's settings under its (maybe new) name, with its lock, history, hosts and
+    /// traffic registry.
+    pub fn update_group(
+        &self,
+        current_name: &str,
+        group: &DeploymentGroupInfo,
+    ) -> Result<Rename, StoreError> {
+        let app = &group.application_name;
+        let new_name = &group.deployment_group_name;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let exists = |name: &str| -> Result<bool, rusqlite::Error> {
+            tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM groups WHERE application = ?1 AND name = ?2)",
+                params![app, name],
+                |r| r.get(0),
+            )
+        };
+        if !exists(current_name)? {
+            return Ok(Rename::Missing);
+        }
+        if new_name != current_name && exists(new_name)? {
+            return Ok(Rename::NameTaken);
+        }
+        tx.execute(
+            "UPDATE groups SET name = ?3, info = ?4 WHERE application = ?1 AND name = ?2",
+            params![app, current_name, new_name, serde_json::to_string(group)?],
+        )?;
+        for table in ["hosts", "traffic"] {
+            tx.execute(
+                &format!(
+                    "UPDATE {table} SET group_name = ?3 WHERE application = ?1 AND group_name = ?2"
+                ),
+                params![app, current_name, new_name],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Rename::Renamed)
+    }
+
+    /// Deletes a group, its hosts and traffic registry.
+    pub fn delete_group(&self, application: &str, name: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM groups WHERE application = ?1 AND name = ?2",
+            [application, name],
+        )?;
+        for table in ["hosts", "traffic"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE application = ?1 AND group_name = ?2"),
+                [application, name],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn config_names(&self) -> Result<Vec<String>, StoreError> {
+        names(&self.conn(), "SELECT name FROM configs ORDER BY name")
+    }
+
+    /// Deletes a custom configuration that no group deploys with.
+    pub fn delete_config(&self, name: &str) -> Result<ConfigDeletion, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let users: Vec<(String, String)> = {
+            let mut stmt = tx.prepare(
+                "SELECT application, name FROM groups
+                 WHERE json_extract(info, '$.deploymentConfigName') = ?1
+                 ORDER BY application, name",
+            )?;
+            stmt.query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        if !users.is_empty() {
+            return Ok(ConfigDeletion::InUse(users));
+        }
+        let n = tx.execute("DELETE FROM configs WHERE name = ?1", [name])?;
+        tx.commit()?;
+        Ok(if n == 1 {
+            ConfigDeletion::Deleted
+        } else {
+            ConfigDeletion::Missing
+        })
+    }
+}
+
+fn names(conn: &rusqlite::Connection, sql: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare(sql)?;
+    let names = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(names)
+}
+
+impl Registry for LocalStore {
+    async fn create_application(&self, app: &ApplicationInfo) -> Result<bool, PortError> {
+        Ok(LocalStore::create_application(self, app)?)
+    }
+
+    async fn application(&self, name: &str) -> Result<Option<ApplicationInfo>, PortError> {
+        Ok(LocalStore::application(self, name)?)
+    }
+
+    async fn application_names(&self) -> Result<Vec<String>, PortError> {
+        Ok(LocalStore::application_names(self)?)
+    }
+
+    async fn rename_application(&self, name: &str, new_name: &str) -> Result<Rename, PortError> {
+        Ok(LocalStore::rename_application(self, name, new_name)?)
+    }
+
+    async fn delete_application(&self, name: &str) -> Result<(), PortError> {
+        Ok(LocalStore::delete_application(self, name)?)
+    }
+
+    async fn create_group(&self, group: &DeploymentGroupInfo) -> Result<bool, PortError> {
+        Ok(LocalStore::create_group(self, group)?)
+    }
+
+    async fn group(
+        &self,
+        application: &str,
+        name: &str,
+    ) -> Result<Option<DeploymentGroupInfo>, PortError> {
+        Ok(LocalStore::group(self, application, name)?)
+    }
+
+    async fn group_names(&self, application: &str) -> Result<Vec<String>, PortError> {
+        Ok(LocalStore::group_names(self, application)?)
+    }
+
+    async fn update_group(
+        &self,
+        current_name: &str,
+        group: &DeploymentGroupInfo,
+    ) -> Result<Rename, PortError> {
+        Ok(LocalStore::update_group(self, current_name, group)?)
+    }
+
+    async fn delete_group(&self, application: &str, name: &str) -> Result<(), PortError> {
+        Ok(LocalStore::delete_group(self, application, name)?)
+    }
+
+    async fn create_config(&self, config: &DeploymentConfigInfo) -> Result<bool, PortError> {
+        Ok(LocalStore::create_config(self, config)?)
+    }
+
+    async fn config(&self, name: &str) -> Result<Option<DeploymentConfigInfo>, PortError> {
+        Ok(LocalStore::config(self, name)?)
+    }
+
+    async fn config_names(&self) -> Result<Vec<String>, PortError> {
+        Ok(LocalStore::config_names(self)?)
+    }
+
+    async fn delete_config(&self, name: &str) -> Result<ConfigDeletion, PortError> {
+        Ok(LocalStore::delete_config(self, name)?)
+    }
+}

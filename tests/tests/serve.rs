@@ -1,0 +1,677 @@
+//! `cutover serve` driven by real clients: the aws CLI (v1, installed in `.venv` by the test
+//! command) and raw requests signed by botocore, against the real `cutover` binary.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use cutover_tests::{binary, repo_root, stderr, stdout};
+use serde_json::{Value, json};
+
+const KEY_ID: &str = "AKCUTESTKEY0000001";
+const SECRET: &str = "test-secret-that-only-this-test-knows";
+
+/// A running `cutover serve`, stopped when dropped.
+struct Serve {
+    child: Child,
+    url: String,
+    state: PathBuf,
+    /// The state directory, when the server made it; removed with it.
+    _made: Option<tempfile::TempDir>,
+}
+
+impl Serve {
+    /// Starts the server with the test's key pair.
+    fn start() -> Serve {
+        Serve::start_with(&[
+            ("CUTOVER_ACCESS_KEY_ID", KEY_ID),
+            ("CUTOVER_SECRET_ACCESS_KEY", SECRET),
+        ])
+    }
+
+    /// Starts the server on a fresh state directory, with `env`.
+    fn start_with(env: &[(&str, &str)]) -> Serve {
+        let made = tempfile::tempdir().unwrap();
+        let mut serve = Serve::start_in(made.path(), env);
+        serve._made = Some(made);
+        serve
+    }
+
+    fn start_in(state: &Path, env: &[(&str, &str)]) -> Serve {
+        let mut child = Command::new(binary("cutover"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(state)
+            .env_remove("CUTOVER_ACCESS_KEY_ID")
+            .env_remove("CUTOVER_SECRET_ACCESS_KEY")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cutover serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .filter(|u| u.starts_with("http://127.0.0.1:"))
+            .unwrap_or_else(|| panic!("cutover serve did not say where it listens: {line:?}"))
+            .to_owned();
+        Serve {
+            child,
+            url,
+            state: state.to_owned(),
+            _made: None,
+        }
+    }
+
+    /// `aws deploy <args>` against this server, signed with `key` and `secret`.
+    fn aws_as(&self, key: &str, secret: &str, args: &[&str]) -> Output {
+        let aws = venv("aws");
+        Command::new(&aws)
+            .arg("deploy")
+            .args(args)
+            .args(["--endpoint-url", &self.url, "--output", "json"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.state)
+            .env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .output()
+            .unwrap_or_else(|e| panic!("{} runs: {e}", aws.display()))
+    }
+
+    fn aws(&self, args: &[&str]) -> Output {
+        self.aws_as(KEY_ID, SECRET, args)
+    }
+
+    /// `aws deploy <args>`, which must succeed; its JSON output.
+    fn ok(&self, args: &[&str]) -> Value {
+        let out = self.aws(args);
+        assert!(
+            out.status.success(),
+            "aws deploy {args:?} failed: {}",
+            stderr(&out)
+        );
+        let text = stdout(&out);
+        if text.trim().is_empty() {
+            return Value::Null;
+        }
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    /// `aws deploy <args>`, which must fail with CodeDeploy exception `exception`.
+    fn fails(&self, args: &[&str], exception: &str) -> String {
+        let out = self.aws(args);
+        assert!(!out.status.success(), "aws deploy {args:?} succeeded");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("({exception})")),
+            "aws deploy {args:?}: expected {exception}, got: {err}"
+        );
+        err
+    }
+
+    /// A request signed by botocore for `target` (an operation, or a whole X-Amz-Target) with
+    /// this raw body; the HTTP status and the JSON answer.
+    fn raw(&self, target: &str, body: &str) -> (u16, Value) {
+        let target = if target.contains('.') {
+            target.to_owned()
+        } else {
+            format!("CodeDeploy_20141006.{target}")
+        };
+        let script = r#"
+import json, sys, urllib.request
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+url, target, key, secret = sys.argv[1:5]
+body = sys.stdin.read()
+request = AWSRequest(method="POST", url=url, data=body.encode(), headers={
+    "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target})
+SigV4Auth(Credentials(key, secret), "codedeploy", "us-east-1").add_auth(request)
+prepared = request.prepare()
+try:
+    with urllib.request.urlopen(urllib.request.Request(
+            url, data=prepared.body, headers=dict(prepared.headers), method="POST")) as r:
+        print(r.status); print(r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code); print(e.read().decode())
+"#;
+        let mut python = Command::new(venv("python"))
+            .args(["-c", script, &self.url, &target, KEY_ID, SECRET])
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python runs");
+        python
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        let out = python.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        let (status, answer) = text
+            .split_once('\n')
+            .unwrap_or_else(|| panic!("no answer: {text} {}", stderr(&out)));
+        (
+            status.trim().parse().unwrap(),
+            serde_json::from_str(answer.trim()).unwrap_or(Value::Null),
+        )
+    }
+}
+
+impl Serve {
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A tool of the test venv, which the test command installs (`scripts/emulator venv`).
+fn venv(tool: &str) -> PathBuf {
+    let path = repo_root().join(".venv/bin").join(tool);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with ./scripts/test, or install the test tools with scripts/emulator venv",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn the_aws_cli_manages_applications() {
+    let serve = Serve::start();
+    let created = serve.ok(&["create-application", "--application-name", "Shop"]);
+    let id = created["applicationId"].as_str().unwrap();
+    assert_eq!(id.len(), 36, "{id}");
+
+    let got = serve.ok(&["get-application", "--application-name", "Shop"]);
+    let app = &got["application"];
+    assert_eq!(app["applicationName"], "Shop");
+    assert_eq!(app["applicationId"], id);
+    assert_eq!(app["computePlatform"], "Server");
+    assert_eq!(app["linkedToGitHub"], false);
+    assert!(app["createTime"].is_number(), "{app}");
+
+    serve.ok(&[
+        "create-application",
+        "--application-name",
+        "Functions",
+        "--compute-platform",
+        "Lambda",
+    ]);
+    let listed = serve.ok(&["list-applications"]);
+    assert_eq!(listed["applications"], json!(["Functions", "Shop"]));
+    let both = serve.ok(&[
+        "batch-get-applications",
+        "--application-names",
+        "Shop",
+        "Functions",
+    ]);
+    let platforms: Vec<&Value> = both["applicationsInfo"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["computePlatform"])
+        .collect();
+    assert_eq!(platforms, [&json!("Server"), &json!("Lambda")]);
+
+    serve.fails(
+        &["create-application", "--application-name", "Shop"],
+        "ApplicationAlreadyExistsException",
+    );
+    serve.ok(&[
+        "update-application",
+        "--application-name",
+        "Shop",
+        "--new-application-name",
+        "Store",
+    ]);
+    let err = serve.fails(
+        &["get-application", "--application-name", "Shop"],
+        "ApplicationDoesNotExistException",
+    );
+    assert!(err.contains("No application found for name: Shop"), "{err}");
+    let renamed = serve.ok(&["get-application", "--application-name", "Store"]);
+    assert_eq!(renamed["application"]["applicationId"], id);
+
+    serve.ok(&["delete-application", "--application-name", "Store"]);
+    let listed = serve.ok(&["list-applications"]);
+    assert_eq!(listed["applications"], json!(["Functions"]));
+    serve.fails(
+        &["batch-get-applications", "--application-names", "Store"],
+        "ApplicationDoesNotExistException",
+    );
+    let long = "x".repeat(101);
+    serve.fails(
+        &["create-application", "--application-name", &long],
+        "InvalidApplicationNameException",
+    );
+}
+
+#[test]
+fn the_aws_cli_manages_deployment_configurations() {
+    let serve = Serve::start();
+    let created = serve.ok(&[
+        "create-deployment-config",
+        "--deployment-config-name",
+        "ThreeQuarters",
+        "--minimum-healthy-hosts",
+        "type=FLEET_PERCENT,value=75",
+    ]);
+    assert!(created["deploymentConfigId"].is_string(), "{created}");
+    let got = serve.ok(&[
+        "get-deployment-config",
+        "--deployment-config-name",
+        "ThreeQuarters",
+    ]);
+    let info = &got["deploymentConfigInfo"];
+    assert_eq!(
+        info["minimumHealthyHosts"],
+        json!({"type": "FLEET_PERCENT", "value": 75})
+    );
+    assert_eq!(info["computePlatform"], "Server");
+
+    let predefined = serve.ok(&[
+        "get-deployment-config",
+        "--deployment-config-name",
+        "CodeDeployDefault.OneAtATime",
+    ]);
+    assert_eq!(
+        predefined["deploymentConfigInfo"]["minimumHealthyHosts"]["type"],
+        "MOST_CONCURRENCY"
+    );
+    let listed = serve.ok(&["list-deployment-configs"]);
+    let names = listed["deploymentConfigsList"].as_array().unwrap();
+    assert_eq!(names.len(), 18, "{names:?}");
+    assert!(names.contains(&json!("ThreeQuarters")));
+
+    serve.fails(
+        &[
+            "create-deployment-config",
+            "--deployment-config-name",
+            "ThreeQuarters",
+            "--minimum-healthy-hosts",
+            "type=HOST_COUNT,value=1",
+        ],
+        "DeploymentConfigAlreadyExistsException",
+    );
+    serve.fails(
+        &[
+            "create-deployment-config",
+            "--deployment-config-name",
+            "CodeDeployDefault.Mine",
+            "--minimum-healthy-hosts",
+            "type=HOST_COUNT,value=1",
+        ],
+        "InvalidDeploymentConfigNameException",
+    );
+    serve.fails(
+        &[
+            "create-deployment-config",
+            "--deployment-config-name",
+            "TooMuch",
+            "--minimum-healthy-hosts",
+            "type=FLEET_PERCENT,value=101",
+        ],
+        "InvalidMinimumHealthyHostValueException",
+    );
+    serve.fails(
+        &["get-deployment-config", "--deployment-config-name", "Nope"],
+        "DeploymentConfigDoesNotExistException",
+    );
+    serve.fails(
+        &[
+            "delete-deployment-config",
+            "--deployment-config-name",
+            "CodeDeployDefault.AllAtOnce",
+        ],
+        "InvalidOperationException",
+    );
+    serve.ok(&[
+        "delete-deployment-config",
+        "--deployment-config-name",
+        "ThreeQuarters",
+    ]);
+    let listed = serve.ok(&["list-deployment-configs"]);
+    assert_eq!(
+        listed["deploymentConfigsList"].as_array().unwrap().len(),
+        17
+    );
+}
+
+#[test]
+fn requests_without_a_valid_signature_are_refused_and_change_nothing() {
+    let serve = Serve::start();
+    let out = serve.aws_as(
+        KEY_ID,
+        "not-the-secret",
+        &["create-application", "--application-name", "Shop"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("(InvalidSignatureException)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = serve.aws_as(
+        "AKCUNOBODY",
+        SECRET,
+        &["create-application", "--application-name", "Shop"],
+    );
+    assert!(
+        stderr(&out).contains("(UnrecognizedClientException)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(serve.ok(&["list-applications"])["applications"], json!([]));
+}
+
+#[test]
+fn malformed_and_unknown_requests_get_clear_errors() {
+    let serve = Serve::start();
+    let (status, answer) = serve.raw("CreateApplication", "{\"applicationName\": ");
+    assert_eq!(status, 400);
+    assert_eq!(answer["__type"], "SerializationException");
+    let (status, answer) = serve.raw("CreateApplication", "{\"applicationNam\": \"Shop\"}");
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["__type"], "ValidationException");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("applicationNam"),
+        "{answer}"
+    );
+    let (status, answer) = serve.raw("Frobnicate", "{}");
+    assert_eq!(status, 400);
+    assert_eq!(answer["__type"], "UnknownOperationException");
+    let (_, answer) = serve.raw("DynamoDB_20120810.GetItem", "{}");
+    assert_eq!(answer["__type"], "UnknownOperationException");
+    let big = format!(
+        "{{\"applicationName\": \"{}\"}}",
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let (status, _) = serve.raw("CreateApplication", &big);
+    assert_eq!(status, 413);
+    // None of it created anything.
+    assert_eq!(serve.ok(&["list-applications"])["applications"], json!([]));
+}
+
+#[test]
+fn serve_makes_a_private_key_pair_on_first_start_and_keeps_it() {
+    let mut serve = Serve::start_with(&[]);
+    let path = serve.state.join("api-keys.json");
+    let keys: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let (key, secret) = (
+        keys["AccessKeyId"].as_str().unwrap().to_owned(),
+        keys["SecretAccessKey"].as_str().unwrap().to_owned(),
+    );
+    assert!(secret.len() >= 40, "{secret}");
+    let out = serve.aws_as(&key, &secret, &["list-applications"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = serve.aws(&["list-applications"]);
+    assert!(stderr(&out).contains("(UnrecognizedClientException)"));
+    serve.stop();
+
+    // A second server on the same state directory keeps the key pair.
+    let again = Serve::start_in(&serve.state, &[]);
+    let now: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(now, keys);
+    let out = again.aws_as(&key, &secret, &["list-applications"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/CodeDeployRole";
+
+#[test]
+fn the_aws_cli_manages_deployment_groups() {
+    let serve = Serve::start();
+    serve.ok(&["create-application", "--application-name", "Shop"]);
+    let created = serve.ok(&[
+        "create-deployment-group",
+        "--application-name",
+        "Shop",
+        "--deployment-group-name",
+        "Web",
+        "--service-role-arn",
+        ROLE,
+        "--deployment-config-name",
+        "CodeDeployDefault.HalfAtATime",
+        "--ec2-tag-filters",
+        "Key=Role,Value=web,Type=KEY_AND_VALUE",
+        "--auto-scaling-groups",
+        "web-asg",
+        "--auto-rollback-configuration",
+        "enabled=true,events=DEPLOYMENT_FAILURE",
+    ]);
+    let id = created["deploymentGroupId"].as_str().unwrap().to_owned();
+
+    let got = serve.ok(&[
+        "get-deployment-group",
+        "--application-name",
+        "Shop",
+        "--deployment-group-name",
+        "Web",
+    ]);
+    let info = &got["deploymentGroupInfo"];
+    assert_eq!(info["deploymentGroupId"], id.as_str());
+    assert_eq!(
+        info["deploymentConfigName"],
+        "CodeDeployDefault.HalfAtATime"
+    );
+    assert_eq!(info["serviceRoleArn"], ROLE);
+    assert_eq!(
+        info["ec2TagFilters"],
+        json!([{"Key": "Role", "Value": "web", "Type": "KEY_AND_VALUE"}])
+    );
+    assert_eq!(info["autoScalingGroups"], json!([{"name": "web-asg"}]));
+    assert_eq!(info["computePlatform"], "Server");
+    assert_eq!(
+        info["deploymentStyle"],
+        json!({"deploymentType": "IN_PLACE", "deploymentOption": "WITHOUT_TRAFFIC_CONTROL"})
+    );
+
+    // A new name and configuration; what is not given stays.
+    serve.ok(&[
+        "create-deployment-config",
+        "--deployment-config-name",
+        "Quarter",
+        "--minimum-healthy-hosts",
+        "type=FLEET_PERCENT,value=75",
+    ]);
+    let updated = serve.ok(&[
+        "update-deployment-group",
+        "--application-name",
+        "Shop",
+        "--current-deployment-group-name",
+        "Web",
+        "--new-deployment-group-name",
+        "Frontend",
+        "--deployment-config-name",
+        "Quarter",
+    ]);
+    assert_eq!(updated["hooksNotCleanedUp"], json!([]));
+    let got = serve.ok(&[
+        "get-deployment-group",
+        "--application-name",
+        "Shop",
+        "--deployment-group-name",
+        "Frontend",
+    ]);
+    let info = &got["deploymentGroupInfo"];
+    assert_eq!(info["deploymentGroupId"], id.as_str());
+    assert_eq!(info["deploymentConfigName"], "Quarter");
+    assert_eq!(info["autoScalingGroups"], json!([{"name": "web-asg"}]));
+    serve.fails(
+        &[
+            "delete-deployment-config",
+            "--deployment-config-name",
+            "Quarter",
+        ],
+        "DeploymentConfigInUseException",
+    );
+
+    serve.ok(&[
+        "create-deployment-group",
+        "--application-name",
+        "Shop",
+        "--deployment-group-name",
+        "Api",
+        "--service-role-arn",
+        ROLE,
+    ]);
+    let listed = serve.ok(&["list-deployment-groups", "--application-name", "Shop"]);
+    assert_eq!(listed["deploymentGroups"], json!(["Api", "Frontend"]));
+    // The aws CLI shows the list only; the answer also names the application.
+    let (_, answer) = serve.raw("ListDeploymentGroups", r#"{"applicationName": "Shop"}"#);
+    assert_eq!(answer["applicationName"], "Shop");
+    let batch = serve.ok(&[
+        "batch-get-deployment-groups",
+        "--application-name",
+        "Shop",
+        "--deployment-group-names",
+        "Api",
+        "Web",
+    ]);
+    assert_eq!(batch["deploymentGroupsInfo"].as_array().unwrap().len(), 1);
+    assert!(
+        batch["errorMessage"].as_str().unwrap().contains("Web"),
+        "{batch}"
+    );
+
+    serve.ok(&[
+        "delete-deployment-group",
+        "--application-name",
+        "Shop",
+        "--deployment-group-name",
+        "Api",
+    ]);
+    serve.fails(
+        &[
+            "get-deployment-group",
+            "--application-name",
+            "Shop",
+            "--deployment-group-name",
+            "Api",
+        ],
+        "DeploymentGroupDoesNotExistException",
+    );
+}
+
+#[test]
+fn deployment_groups_that_cutover_cannot_deploy_are_refused() {
+    let serve = Serve::start();
+    serve.ok(&["create-application", "--application-name", "Shop"]);
+    let group = |extra: &[&str]| {
+        let mut args = vec![
+            "create-deployment-group",
+            "--application-name",
+            "Shop",
+            "--deployment-group-name",
+            "Web",
+            "--service-role-arn",
+            ROLE,
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<String>>()
+    };
+    let refused = |extra: &[&str], exception: &str| {
+        let args = group(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        serve.fails(&args, exception)
+    };
+    refused(
+        &["--deployment-config-name", "Nope"],
+        "DeploymentConfigDoesNotExistException",
+    );
+    refused(
+        &[
+            "--deployment-config-name",
+            "CodeDeployDefault.LambdaAllAtOnce",
+        ],
+        "InvalidDeploymentConfigNameException",
+    );
+    let err = refused(
+        &[
+            "--deployment-style",
+            "deploymentType=BLUE_GREEN,deploymentOption=WITH_TRAFFIC_CONTROL",
+        ],
+        "InvalidDeploymentStyleException",
+    );
+    assert!(err.contains("in place"), "{err}");
+    refused(
+        &[
+            "--deployment-style",
+            "deploymentType=IN_PLACE,deploymentOption=WITH_TRAFFIC_CONTROL",
+        ],
+        "InvalidLoadBalancerInfoException",
+    );
+    refused(
+        &[
+            "--deployment-style",
+            "deploymentType=IN_PLACE,deploymentOption=WITH_TRAFFIC_CONTROL",
+            "--load-balancer-info",
+            "elbInfoList=[{name=classic}]",
+        ],
+        "InvalidLoadBalancerInfoException",
+    );
+    let err = refused(&["--tags", "Key=team,Value=web"], "InvalidInputException");
+    assert!(err.contains("tags"), "{err}");
+    refused(
+        &[
+            "--ec2-tag-filters",
+            "Key=Role,Value=web,Type=KEY_AND_VALUE",
+            "--ec2-tag-set",
+            "ec2TagSetList=[[{Key=Role,Value=web,Type=KEY_AND_VALUE}]]",
+        ],
+        "InvalidInputException",
+    );
+    serve.fails(
+        &[
+            "create-deployment-group",
+            "--application-name",
+            "Nope",
+            "--deployment-group-name",
+            "Web",
+            "--service-role-arn",
+            ROLE,
+        ],
+        "ApplicationDoesNotExistException",
+    );
+    // The aws CLI insists on a role; a raw request without one is refused as CodeDeploy does.
+    let (status, answer) = serve.raw(
+        "CreateDeploymentGroup",
+        r#"{"applicationName": "Shop", "deploymentGroupName": "Web"}"#,
+    );
+    assert_eq!(status, 400);
+    assert_eq!(answer["__type"], "RoleRequiredException");
+    // None of them was saved.
+    let listed = serve.ok(&["list-deployment-groups", "--application-name", "Shop"]);
+    assert_eq!(listed["deploymentGroups"], json!([]));
+
+    serve.ok(&group(&[]).iter().map(String::as_str).collect::<Vec<_>>());
+    refused(&[], "DeploymentGroupAlreadyExistsException");
+}
