@@ -675,3 +675,163 @@ fn deployment_groups_that_cutover_cannot_deploy_are_refused() {
     serve.ok(&group(&[]).iter().map(String::as_str).collect::<Vec<_>>());
     refused(&[], "DeploymentGroupAlreadyExistsException");
 }
+
+/// Deploys `revision` with `cutover local deploy` into `state`; the deployment's id.
+fn local_deploy(state: &Path, revision: &Path, extra: &[&str]) -> String {
+    let out = Command::new(binary("cutover"))
+        .args(["local", "deploy"])
+        .arg(revision)
+        .arg("--state-dir")
+        .arg(state)
+        .args(extra)
+        .arg("--json")
+        .output()
+        .expect("cutover local deploy runs");
+    let json: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {} {}", stdout(&out), stderr(&out)));
+    json["deploymentInfo"]["deploymentId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn the_aws_cli_reads_local_deployments_and_waits_for_them() {
+    let serve = Serve::start();
+    let webapp = repo_root().join("examples/webapp");
+    let good = local_deploy(&serve.state, &webapp, &["--hosts", "2"]);
+    let failing = tempfile::tempdir().unwrap();
+    cutover_tests::copy_dir(&webapp, failing.path());
+    std::fs::write(
+        failing.path().join("scripts/validate.sh"),
+        "#!/bin/sh\necho 'the health check failed' >&2\nexit 3\n",
+    )
+    .unwrap();
+    let bad = local_deploy(&serve.state, failing.path(), &[]);
+
+    let got = serve.ok(&["get-deployment", "--deployment-id", &good]);
+    let info = &got["deploymentInfo"];
+    assert_eq!(info["status"], "Succeeded");
+    assert_eq!(info["applicationName"], "LocalApp");
+    assert_eq!(info["deploymentGroupName"], "LocalFleet");
+    assert_eq!(info["deploymentOverview"]["Succeeded"], 2);
+
+    // `aws deploy wait deployment-successful` ends at once: 0 for a success, 255 for a failure.
+    let wait = |id: &str| {
+        serve
+            .aws(&["wait", "deployment-successful", "--deployment-id", id])
+            .status
+            .code()
+    };
+    assert_eq!(wait(&good), Some(0));
+    assert_eq!(wait(&bad), Some(255));
+
+    let listed = serve.ok(&[
+        "list-deployments",
+        "--application-name",
+        "LocalApp",
+        "--deployment-group-name",
+        "LocalFleet",
+    ]);
+    assert_eq!(listed["deployments"], json!([bad, good]), "newest first");
+    let failed = serve.ok(&["list-deployments", "--include-only-statuses", "Failed"]);
+    assert_eq!(failed["deployments"], json!([bad]));
+    let apps = serve.ok(&["list-applications"]);
+    assert_eq!(apps["applications"], json!(["LocalApp"]));
+
+    let batch = serve.ok(&[
+        "batch-get-deployments",
+        "--deployment-ids",
+        &good,
+        &bad,
+        "d-AAAAAAAAA",
+    ]);
+    let statuses: Vec<&Value> = batch["deploymentsInfo"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["status"])
+        .collect();
+    assert_eq!(statuses, [&json!("Succeeded"), &json!("Failed")]);
+
+    let targets = serve.ok(&["list-deployment-targets", "--deployment-id", &good]);
+    assert_eq!(targets["targetIds"], json!(["host-1", "host-2"]));
+    let target = serve.ok(&[
+        "get-deployment-target",
+        "--deployment-id",
+        &good,
+        "--target-id",
+        "host-2",
+    ]);
+    let t = &target["deploymentTarget"];
+    assert_eq!(t["deploymentTargetType"], "InstanceTarget");
+    assert_eq!(t["instanceTarget"]["status"], "Succeeded");
+    let events = t["instanceTarget"]["lifecycleEvents"].as_array().unwrap();
+    assert!(events.iter().all(|e| e["status"] == "Succeeded"), "{t}");
+    assert_eq!(
+        events.last().unwrap()["lifecycleEventName"],
+        "ValidateService"
+    );
+
+    let broken = serve.ok(&[
+        "batch-get-deployment-targets",
+        "--deployment-id",
+        &bad,
+        "--target-ids",
+        "host-1",
+    ]);
+    let events = broken["deploymentTargets"][0]["instanceTarget"]["lifecycleEvents"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let validate = events
+        .iter()
+        .find(|e| e["lifecycleEventName"] == "ValidateService")
+        .unwrap();
+    assert_eq!(validate["status"], "Failed");
+    assert_eq!(validate["diagnostics"]["errorCode"], "ScriptFailed");
+    assert!(
+        validate["diagnostics"]["logTail"]
+            .as_str()
+            .unwrap()
+            .contains("the health check failed"),
+        "{validate}"
+    );
+
+    let instances = serve.ok(&[
+        "list-deployment-instances",
+        "--deployment-id",
+        &good,
+        "--instance-status-filter",
+        "Succeeded",
+    ]);
+    assert_eq!(instances["instancesList"], json!(["host-1", "host-2"]));
+    let summary = serve.ok(&[
+        "get-deployment-instance",
+        "--deployment-id",
+        &good,
+        "--instance-id",
+        "host-1",
+    ]);
+    assert_eq!(summary["instanceSummary"]["status"], "Succeeded");
+
+    serve.fails(
+        &["get-deployment", "--deployment-id", "d-AAAAAAAAA"],
+        "DeploymentDoesNotExistException",
+    );
+    let err = serve.fails(
+        &["get-deployment", "--deployment-id", "nope"],
+        "InvalidDeploymentIdException",
+    );
+    assert!(err.contains("d-"), "{err}");
+    serve.fails(
+        &[
+            "get-deployment-target",
+            "--deployment-id",
+            &good,
+            "--target-id",
+            "host-9",
+        ],
+        "DeploymentTargetDoesNotExistException",
+    );
+}

@@ -13,11 +13,11 @@ use cutover_core::appspec::{ServerAppSpec, parse_server};
 use cutover_core::config::{self, DeploymentConfigInfo};
 use cutover_core::machine::CreateDeployment;
 use cutover_core::model::{
-    Alarm, AlarmConfiguration, AutoRollbackConfiguration, AutoRollbackEvent, ComputePlatform,
-    DeploymentCreator, DeploymentGroupInfo, DeploymentOption, FileExistsBehavior, LoadBalancerInfo,
-    LocalLocation, NamedResource, RevisionLocation,
+    Alarm, AlarmConfiguration, ApplicationInfo, AutoRollbackConfiguration, AutoRollbackEvent,
+    ComputePlatform, DeploymentCreator, DeploymentGroupInfo, DeploymentOption, FileExistsBehavior,
+    LoadBalancerInfo, LocalLocation, NamedResource, RevisionLocation,
 };
-use cutover_engine::ids;
+use cutover_engine::{Clock, SystemClock, ids};
 use cutover_local::LocalHost;
 
 use super::{Local, StateDir, report};
@@ -126,6 +126,15 @@ pub fn run(args: DeployArgs) -> anyhow::Result<Outcome> {
             }
         }
     };
+    // The application is registered too, so that the API (`cutover serve`) lists it.
+    store.create_application(&ApplicationInfo {
+        application_id: ids::uuid(),
+        application_name: args.application.clone(),
+        create_time: SystemClock.now(),
+        linked_to_git_hub: false,
+        git_hub_account_name: None,
+        compute_platform: ComputePlatform::Server,
+    })?;
     store.put_group(&group)?;
     store.set_hosts(&args.application, &args.group, &hosts)?;
 

@@ -1,9 +1,12 @@
-//! The registry port: where the API keeps applications and custom deployment configurations.
+//! The registry port: where the API keeps applications, deployment groups and custom
+//! deployment configurations, and reads deployments.
 //! The local store and the DynamoDB table implement it.
 
 use std::future::Future;
 
+use cutover_core::DeploymentId;
 use cutover_core::config::DeploymentConfigInfo;
+use cutover_core::machine::Deployment;
 use cutover_core::model::{ApplicationInfo, DeploymentGroupInfo};
 use cutover_engine::PortError;
 
@@ -86,6 +89,19 @@ pub trait Registry: Send + Sync {
         application: &str,
         name: &str,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// A deployment, as last saved.
+    fn deployment(
+        &self,
+        id: &DeploymentId,
+    ) -> impl Future<Output = Result<Option<Deployment>, PortError>> + Send;
+
+    /// The ids of the deployments of one group, of one application, or of all, newest first.
+    fn deployment_ids(
+        &self,
+        application: Option<&str>,
+        group: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<DeploymentId>, PortError>> + Send;
 
     /// Saves a new custom configuration; false if one of that name exists already.
     fn create_config(

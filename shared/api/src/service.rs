@@ -7,7 +7,7 @@ use cutover_core::Timestamp;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::ops::{applications, configs, groups};
+use crate::ops::{applications, configs, deployments, groups};
 use crate::registry::Registry;
 use crate::sigv4::{self, AccessKey};
 use crate::wire::{ApiError, ApiRequest, ApiResponse, ErrorKind, MAX_BODY};
@@ -74,6 +74,21 @@ impl<R: Registry> Api<R> {
             "DeleteDeploymentGroup" => json(groups::delete(r, input(request)?).await),
             "ListDeploymentGroups" => json(groups::list(r, input(request)?).await),
             "BatchGetDeploymentGroups" => json(groups::batch_get(r, input(request)?).await),
+            "GetDeployment" => json(deployments::get(r, input(request)?).await),
+            "BatchGetDeployments" => json(deployments::batch_get(r, input(request)?).await),
+            "ListDeployments" => json(deployments::list(r, input(request)?).await),
+            "ListDeploymentTargets" => json(deployments::list_targets(r, input(request)?).await),
+            "GetDeploymentTarget" => json(deployments::get_target(r, input(request)?).await),
+            "BatchGetDeploymentTargets" => {
+                json(deployments::batch_get_targets(r, input(request)?).await)
+            }
+            "ListDeploymentInstances" => {
+                json(deployments::list_instances(r, input(request)?).await)
+            }
+            "GetDeploymentInstance" => json(deployments::get_instance(r, input(request)?).await),
+            "BatchGetDeploymentInstances" => {
+                json(deployments::batch_get_instances(r, input(request)?).await)
+            }
             "CreateDeploymentConfig" => json(configs::create(r, input(request)?, now).await),
             "GetDeploymentConfig" => json(configs::get(r, input(request)?).await),
             "DeleteDeploymentConfig" => json(configs::delete(r, input(request)?).await),

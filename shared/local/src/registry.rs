@@ -2,12 +2,14 @@
 //! configurations beside the deployment groups that may use them.
 
 use cutover_api::{ConfigDeletion, Registry, Rename};
+use cutover_core::DeploymentId;
 use cutover_core::config::DeploymentConfigInfo;
+use cutover_core::machine::Deployment;
 use cutover_core::model::{ApplicationInfo, DeploymentGroupInfo};
 use cutover_engine::PortError;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use crate::store::{LocalStore, StoreError};
+use crate::store::{LocalStore, StoreError, parse_id};
 
 impl LocalStore {
     /// Saves a new application; false if one of that name exists already.
@@ -183,6 +185,24 @@ impl LocalStore {
         Ok(())
     }
 
+    /// The ids of the deployments of one group, one application, or all, newest first.
+    pub fn deployment_ids(
+        &self,
+        application: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<Vec<DeploymentId>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id FROM deployments
+             WHERE (?1 IS NULL OR application = ?1) AND (?2 IS NULL OR group_name = ?2)
+             ORDER BY seq DESC",
+        )?;
+        let ids: Vec<String> = stmt
+            .query_map(params![application, group], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        ids.iter().map(|id| parse_id(id)).collect()
+    }
+
     pub fn config_names(&self) -> Result<Vec<String>, StoreError> {
         names(&self.conn(), "SELECT name FROM configs ORDER BY name")
     }
@@ -268,6 +288,18 @@ impl Registry for LocalStore {
 
     async fn delete_group(&self, application: &str, name: &str) -> Result<(), PortError> {
         Ok(LocalStore::delete_group(self, application, name)?)
+    }
+
+    async fn deployment(&self, id: &DeploymentId) -> Result<Option<Deployment>, PortError> {
+        Ok(self.load_deployment(id)?)
+    }
+
+    async fn deployment_ids(
+        &self,
+        application: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<Vec<DeploymentId>, PortError> {
+        Ok(LocalStore::deployment_ids(self, application, group)?)
     }
 
     async fn create_config(&self, config: &DeploymentConfigInfo) -> Result<bool, PortError> {

@@ -788,7 +788,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn parse_id(id: &str) -> Result<DeploymentId, StoreError> {
+pub(crate) fn parse_id(id: &str) -> Result<DeploymentId, StoreError> {
     Ok(serde_json::from_value(serde_json::Value::String(
         id.to_owned(),
     ))?)

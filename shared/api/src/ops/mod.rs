@@ -3,6 +3,7 @@
 
 pub mod applications;
 pub mod configs;
+pub mod deployments;
 pub mod groups;
 
 use crate::wire::ApiError;

@@ -1,0 +1,523 @@
+//! Reading deployments and their targets: GetDeployment, BatchGetDeployments, ListDeployments,
+//! ListDeploymentTargets, GetDeploymentTarget, BatchGetDeploymentTargets, and the older
+//! ListDeploymentInstances, GetDeploymentInstance and BatchGetDeploymentInstances.
+
+use cutover_core::machine::{Deployment, Target};
+use cutover_core::model::{
+    DeploymentInfo, DeploymentStatus, DeploymentTarget, DeploymentTargetType, InstanceSummary,
+    TargetLabel, TargetStatus,
+};
+use cutover_core::{DeploymentId, TargetId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::{internal, page};
+use crate::registry::Registry;
+use crate::wire::ApiError;
+
+/// The most deployments or targets one Batch call takes, as in CodeDeploy.
+const MAX_BATCH: usize = 25;
+
+fn deployment_id(value: Option<&str>) -> Result<DeploymentId, ApiError> {
+    let value = value.unwrap_or_default();
+    if value.is_empty() {
+        return Err(ApiError::codedeploy(
+            "DeploymentIdRequiredException",
+            "The deployment ID must be specified.",
+        ));
+    }
+    value
+        .parse()
+        .map_err(|e: cutover_core::ids::InvalidDeploymentId| {
+            ApiError::codedeploy("InvalidDeploymentIdException", e.to_string())
+        })
+}
+
+async fn deployment(registry: &impl Registry, id: &DeploymentId) -> Result<Deployment, ApiError> {
+    registry
+        .deployment(id)
+        .await
+        .map_err(internal("reading the deployment"))?
+        .ok_or_else(|| {
+            ApiError::codedeploy(
+                "DeploymentDoesNotExistException",
+                format!("The deployment {id} could not be found."),
+            )
+        })
+}
+
+fn batch_limit(count: usize, what: &str) -> Result<(), ApiError> {
+    if count > MAX_BATCH {
+        return Err(ApiError::codedeploy(
+            "BatchLimitExceededException",
+            format!("{count} {what} were given; the most one call takes is {MAX_BATCH}."),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetInput {
+    deployment_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetOutput {
+    deployment_info: DeploymentInfo,
+}
+
+pub async fn get(registry: &impl Registry, input: GetInput) -> Result<GetOutput, ApiError> {
+    let id = deployment_id(input.deployment_id.as_deref())?;
+    let d = deployment(registry, &id).await?;
+    Ok(GetOutput {
+        deployment_info: d.info(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchGetInput {
+    deployment_ids: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchGetOutput {
+    deployments_info: Vec<DeploymentInfo>,
+}
+
+/// The deployments found among those asked for; unknown ids are left out, as CodeDeploy does.
+pub async fn batch_get(
+    registry: &impl Registry,
+    input: BatchGetInput,
+) -> Result<BatchGetOutput, ApiError> {
+    let ids = input.deployment_ids.unwrap_or_default();
+    if ids.is_empty() {
+        return Err(ApiError::codedeploy(
+            "DeploymentIdRequiredException",
+            "The deployment IDs must be specified.",
+        ));
+    }
+    batch_limit(ids.len(), "deployment IDs")?;
+    let mut deployments_info = Vec::new();
+    for id in &ids {
+        let id = deployment_id(Some(id))?;
+        if let Some(d) = registry
+            .deployment(&id)
+            .await
+            .map_err(internal("reading the deployment"))?
+        {
+            deployments_info.push(d.info());
+        }
+    }
+    Ok(BatchGetOutput { deployments_info })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeRange {
+    start: Option<Timestamp>,
+    end: Option<Timestamp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListInput {
+    application_name: Option<String>,
+    deployment_group_name: Option<String>,
+    external_id: Option<String>,
+    #[serde(default)]
+    include_only_statuses: Vec<DeploymentStatus>,
+    create_time_range: Option<TimeRange>,
+    next_token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListOutput {
+    deployments: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_token: Option<String>,
+}
+
+/// Deployment ids, newest first, of one group, one application or all.
+pub async fn list(registry: &impl Registry, input: ListInput) -> Result<ListOutput, ApiError> {
+    let app = input.application_name.as_deref().filter(|a| !a.is_empty());
+    let group = input
+        .deployment_group_name
+        .as_deref()
+        .filter(|g| !g.is_empty());
+    if let Some(app) = app {
+        registry
+            .application(app)
+            .await
+            .map_err(internal("reading the application"))?
+            .ok_or_else(|| {
+                ApiError::codedeploy(
+                    "ApplicationDoesNotExistException",
+                    format!("No application found for name: {app}"),
+                )
+            })?;
+    }
+    match (app, group) {
+        (None, Some(_)) => {
+            return Err(ApiError::codedeploy(
+                "ApplicationNameRequiredException",
+                "The application name must be specified with a deployment group name.",
+            ));
+        }
+        (Some(app), Some(group)) => {
+            registry
+                .group(app, group)
+                .await
+                .map_err(internal("reading the deployment group"))?
+                .ok_or_else(|| {
+                    ApiError::codedeploy(
+                        "DeploymentGroupDoesNotExistException",
+                        format!("No Deployment Group found for name: {group} in application {app}"),
+                    )
+                })?;
+        }
+        _ => {}
+    }
+    // No deployment of cutover's carries an external id.
+    if input.external_id.as_deref().is_some_and(|e| !e.is_empty()) {
+        return Ok(ListOutput {
+            deployments: Vec::new(),
+            next_token: None,
+        });
+    }
+    let ids = registry
+        .deployment_ids(app, group)
+        .await
+        .map_err(internal("listing the deployments"))?;
+    let filtered = !input.include_only_statuses.is_empty() || input.create_time_range.is_some();
+    let mut names = Vec::with_capacity(ids.len());
+    for id in ids {
+        if filtered {
+            let Some(d) = registry
+                .deployment(&id)
+                .await
+                .map_err(internal("reading the deployment"))?
+            else {
+                continue;
+            };
+            let statuses = &input.include_only_statuses;
+            if !statuses.is_empty() && !statuses.contains(&d.status()) {
+                continue;
+            }
+            if let Some(range) = &input.create_time_range
+                && (range.start.is_some_and(|s| d.create_time < s)
+                    || range.end.is_some_and(|e| d.create_time > e))
+            {
+                continue;
+            }
+        }
+        names.push(id.to_string());
+    }
+    let (deployments, next_token) = page(names, input.next_token.as_deref())?;
+    Ok(ListOutput {
+        deployments,
+        next_token,
+    })
+}
+
+// ----- targets ----------------------------------------------------------------------------
+
+fn target<'a>(
+    d: &'a Deployment,
+    id: &str,
+    exception: &'static str,
+) -> Result<&'a Target, ApiError> {
+    d.target(&TargetId::new(id)).ok_or_else(|| {
+        ApiError::codedeploy(
+            exception,
+            format!(
+                "The target {id} is not part of deployment {}.",
+                d.deployment_id
+            ),
+        )
+    })
+}
+
+fn deployment_target(d: &Deployment, t: &Target) -> DeploymentTarget {
+    DeploymentTarget {
+        deployment_target_type: DeploymentTargetType::InstanceTarget,
+        instance_target: Some(t.instance_target(&d.deployment_id)),
+    }
+}
+
+fn summary(d: &Deployment, t: &Target) -> InstanceSummary {
+    InstanceSummary {
+        deployment_id: d.deployment_id.clone(),
+        instance_id: t.target_id.clone(),
+        status: t.status,
+        last_updated_at: t.last_updated_at,
+        lifecycle_events: t.lifecycle_events.clone(),
+        instance_type: t.instance_label,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListTargetsInput {
+    deployment_id: Option<String>,
+    next_token: Option<String>,
+    #[serde(default)]
+    target_filters: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTargetsOutput {
+    target_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_token: Option<String>,
+}
+
+/// Whether `t` passes the filters: statuses, and blue/green labels.
+fn passes(t: &Target, statuses: &[TargetStatus], labels: &[TargetLabel]) -> bool {
+    (statuses.is_empty() || statuses.contains(&t.status))
+        && (labels.is_empty() || t.instance_label.is_some_and(|l| labels.contains(&l)))
+}
+
+fn parse_all<T: std::str::FromStr>(values: &[String], what: &str) -> Result<Vec<T>, ApiError> {
+    values
+        .iter()
+        .map(|v| {
+            v.parse().map_err(|_| {
+                ApiError::codedeploy(
+                    "InvalidDeploymentInstanceTypeException",
+                    format!("'{v}' is not a {what}"),
+                )
+            })
+        })
+        .collect()
+}
+
+pub async fn list_targets(
+    registry: &impl Registry,
+    input: ListTargetsInput,
+) -> Result<ListTargetsOutput, ApiError> {
+    let id = deployment_id(input.deployment_id.as_deref())?;
+    let d = deployment(registry, &id).await?;
+    let mut statuses = Vec::new();
+    let mut labels = Vec::new();
+    for (key, values) in &input.target_filters {
+        match key.as_str() {
+            "TargetStatus" => statuses = parse_all(values, "target status")?,
+            "ServerInstanceLabel" => labels = parse_all(values, "server instance label")?,
+            other => {
+                return Err(ApiError::codedeploy(
+                    "InvalidTargetFilterNameException",
+                    format!(
+                        "'{other}' is not a target filter: use TargetStatus or ServerInstanceLabel"
+                    ),
+                ));
+            }
+        }
+    }
+    let ids = d
+        .targets
+        .iter()
+        .filter(|t| passes(t, &statuses, &labels))
+        .map(|t| t.target_id.to_string())
+        .collect();
+    let (target_ids, next_token) = page(ids, input.next_token.as_deref())?;
+    Ok(ListTargetsOutput {
+        target_ids,
+        next_token,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetTargetInput {
+    deployment_id: Option<String>,
+    target_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetTargetOutput {
+    deployment_target: DeploymentTarget,
+}
+
+fn target_id(value: Option<&str>) -> Result<&str, ApiError> {
+    value.filter(|v| !v.is_empty()).ok_or_else(|| {
+        ApiError::codedeploy(
+            "DeploymentTargetIdRequiredException",
+            "The target ID must be specified.",
+        )
+    })
+}
+
+pub async fn get_target(
+    registry: &impl Registry,
+    input: GetTargetInput,
+) -> Result<GetTargetOutput, ApiError> {
+    let id = deployment_id(input.deployment_id.as_deref())?;
+    let wanted = target_id(input.target_id.as_deref())?;
+    let d = deployment(registry, &id).await?;
+    let t = target(&d, wanted, "DeploymentTargetDoesNotExistException")?;
+    Ok(GetTargetOutput {
+        deployment_target: deployment_target(&d, t),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchGetTargetsInput {
+    deployment_id: Option<String>,
+    target_ids: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchGetTargetsOutput {
+    deployment_targets: Vec<DeploymentTarget>,
+}
+
+pub async fn batch_get_targets(
+    registry: &impl Registry,
+    input: BatchGetTargetsInput,
+) -> Result<BatchGetTargetsOutput, ApiError> {
+    let id = deployment_id(input.deployment_id.as_deref())?;
+    let wanted = input.target_ids.unwrap_or_default();
+    if wanted.is_empty() {
+        return Err(ApiError::codedeploy(
+            "DeploymentTargetIdRequiredException",
+            "The target IDs must be specified.",
+        ));
+    }
+    batch_limit(wanted.len(), "target IDs")?;
+    let d = deployment(registry, &id).await?;
+    let deployment_targets = wanted
+        .iter()
+        .map(|w| {
+            target(&d, w, "DeploymentTargetDoesNotExistException").map(|t| deployment_target(&d, t))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(BatchGetTargetsOutput { deployment_targets })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListInstancesInput {
+    deployment_id: Option<String>,
+    next_token: Option<String>,
+    #[serde(default)]
+    instance_status_filter: Vec<String>,
+    #[serde(default)]
+    instance_type_filter: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListInstancesOutput {
+    instances_list: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_token: Option<String>,
+}
+
+pub async fn list_instances(
+    registry: &impl Registry,
+    input: ListInstancesInput,
+) -> Result<ListInstancesOutput, ApiError> {
+    let id = deployment_id(input.deployment_id.as_deref())?;
+    let d = deployment(registry, &id).await?;
+    let statuses: Vec<TargetStatus> = parse_all(&input.instance_status_filter, "instance status")?;
+    let labels: Vec<TargetLabel> = parse_all(&input.instance_type_filter, "instance type")?;
+    let ids = d
+        .targets
+        .iter()
+        .filter(|t| passes(t, &statuses, &labels))
+        .map(|t| t.target_id.to_string())
+        .collect();
+    let (instances_list, next_token) = page(ids, input.next_token.as_deref())?;
+    Ok(ListInstancesOutput {
+        instances_list,
+        next_token,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetInstanceInput {
+    deployment_id: Option<String>,
+    instance_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetInstanceOutput {
+    instance_summary: InstanceSummary,
+}
+
+pub async fn get_instance(
+    registry: &impl Registry,
+    input: GetInstanceInput,
+) -> Result<GetInstanceOutput, ApiError> {
+    let id = deployment_id(input.deployment_id.as_deref())?;
+    let wanted = input
+        .instance_id
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            ApiError::codedeploy(
+                "InstanceIdRequiredException",
+                "The instance ID must be specified.",
+            )
+        })?;
+    let d = deployment(registry, &id).await?;
+    let t = target(&d, wanted, "InstanceDoesNotExistException")?;
+    Ok(GetInstanceOutput {
+        instance_summary: summary(&d, t),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchGetInstancesInput {
+    deployment_id: Option<String>,
+    instance_ids: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchGetInstancesOutput {
+    instances_summary: Vec<InstanceSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_message: Option<String>,
+}
+
+pub async fn batch_get_instances(
+    registry: &impl Registry,
+    input: BatchGetInstancesInput,
+) -> Result<BatchGetInstancesOutput, ApiError> {
+    let id = deployment_id(input.deployment_id.as_deref())?;
+    let wanted = input.instance_ids.unwrap_or_default();
+    if wanted.is_empty() {
+        return Err(ApiError::codedeploy(
+            "InstanceIdRequiredException",
+            "The instance IDs must be specified.",
+        ));
+    }
+    batch_limit(wanted.len(), "instance IDs")?;
+    let d = deployment(registry, &id).await?;
+    let mut instances_summary = Vec::new();
+    let mut missing = Vec::new();
+    for w in &wanted {
+        match d.target(&TargetId::new(w.as_str())) {
+            Some(t) => instances_summary.push(summary(&d, t)),
+            None => missing.push(w.as_str()),
+        }
+    }
+    let error_message = (!missing.is_empty())
+        .then(|| format!("Not part of deployment {id}: {}", missing.join(", ")));
+    Ok(BatchGetInstancesOutput {
+        instances_summary,
+        error_message,
+    })
+}
