@@ -4,14 +4,17 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use clap::Args;
 use cutover_api::wire::MAX_BODY;
 use cutover_api::{AccessKey, Api, ApiError, ApiRequest, ApiResponse, ErrorKind};
+use cutover_core::DeploymentId;
+use cutover_engine::Engine;
 use cutover_engine::ids::entropy;
-use cutover_local::LocalStore;
+use cutover_local::driver::DriveEvents;
+use cutover_local::{LocalPorts, LocalStore};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -43,16 +46,61 @@ struct KeysFile {
     secret_access_key: String,
 }
 
+/// The API over the local store, with the engine that carries out what it asks.
+type LocalApi = Api<LocalStore, Arc<Engine<LocalPorts>>>;
+
 pub fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
     let dir = args.state.path()?;
-    let store = LocalStore::open(&dir)?;
+    let store = Arc::new(LocalStore::open(&dir)?);
     let keys = keys(&dir)?;
+    let engine = Arc::new(Engine::new(LocalPorts::new(store.clone(), &dir)));
+    spawn_driver(engine.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(Api::new(store, keys), args.listen))?;
+    runtime.block_on(serve(Api::new(store, engine, keys), args.listen))?;
     Ok(Outcome::Done)
+}
+
+/// Drives, on a thread of its own, the deployments this process takes on: those whose
+/// process is gone, and the steps queued for them (a stop asked through the API, for one).
+fn spawn_driver(engine: Arc<Engine<LocalPorts>>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the driver's runtime")?;
+    std::thread::Builder::new()
+        .name("driver".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                let mut events = Narrator;
+                loop {
+                    if let Err(e) = cutover_local::drive(&engine, &mut events).await {
+                        eprintln!("cutover serve: {e}");
+                    }
+                    tokio::time::sleep(DRIVER_IDLE).await;
+                }
+            })
+        })
+        .context("starting the driver")?;
+    Ok(())
+}
+
+/// How long the driver rests once nothing is left to drive, before it looks again.
+const DRIVER_IDLE: Duration = Duration::from_millis(500);
+
+/// Says on stderr what the driver does on its own.
+struct Narrator;
+
+impl DriveEvents for Narrator {
+    fn adopted(&mut self, id: &DeploymentId) {
+        eprintln!("cutover serve: resuming {id}: the process that ran it is gone");
+    }
+
+    fn step_failed(&mut self, id: &DeploymentId, message: &str) {
+        eprintln!("cutover serve: deployment {id}: {message}");
+    }
 }
 
 /// The key pair to accept: `CUTOVER_ACCESS_KEY_ID` and `CUTOVER_SECRET_ACCESS_KEY` if set, else
@@ -125,7 +173,7 @@ fn write_private(path: &PathBuf, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-async fn serve(api: Api<LocalStore>, listen: SocketAddr) -> anyhow::Result<()> {
+async fn serve(api: LocalApi, listen: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -159,7 +207,7 @@ async fn serve(api: Api<LocalStore>, listen: SocketAddr) -> anyhow::Result<()> {
     }
 }
 
-async fn answer(api: &Api<LocalStore>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(api: &LocalApi, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let response = match Limited::new(body, MAX_BODY).collect().await {
         Ok(body) => {

@@ -835,3 +835,165 @@ fn the_aws_cli_reads_local_deployments_and_waits_for_them() {
         "DeploymentTargetDoesNotExistException",
     );
 }
+
+/// Makes the revision at `dir`'s ApplicationStart take `seconds` longer.
+fn slow_start(dir: &Path, seconds: u32) {
+    let path = dir.join("scripts/start.sh");
+    let script = std::fs::read_to_string(&path).unwrap();
+    let (shebang, rest) = script.split_once('\n').unwrap();
+    std::fs::write(&path, format!("{shebang}\nsleep {seconds}\n{rest}")).unwrap();
+}
+
+#[test]
+fn the_aws_cli_stops_a_local_deployment_at_its_next_safe_point() {
+    let serve = Serve::start();
+    // host-1's ApplicationStart runs for a while: the deployment is stopped meanwhile.
+    let slow = tempfile::tempdir().unwrap();
+    cutover_tests::copy_dir(&repo_root().join("examples/webapp"), slow.path());
+    slow_start(slow.path(), 3);
+    let deploy = Command::new(binary("cutover"))
+        .args(["local", "deploy"])
+        .arg(slow.path())
+        .args(["--hosts", "3", "--json", "--state-dir"])
+        .arg(&serve.state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Wait until the deployment runs, then stop it through the API.
+    let id = (0..200)
+        .find_map(|_| {
+            let listed = serve.ok(&["list-deployments"]);
+            let id = listed["deployments"][0].as_str().map(str::to_owned);
+            let running = id.as_ref().is_some_and(|id| {
+                serve.ok(&["get-deployment", "--deployment-id", id])["deploymentInfo"]["status"]
+                    == "InProgress"
+            });
+            if !running {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            id.filter(|_| running)
+        })
+        .expect("the deployment started");
+    let stopped = serve.ok(&["stop-deployment", "--deployment-id", &id]);
+    assert!(
+        ["Pending", "Succeeded"].contains(&stopped["status"].as_str().unwrap()),
+        "{stopped}"
+    );
+
+    // The process that runs it stops at the next safe point, with the deployment Stopped.
+    let out = deploy.wait_with_output_timeout();
+    assert!(!out.status.success(), "{}", stderr(&out));
+    let info = &serve.ok(&["get-deployment", "--deployment-id", &id])["deploymentInfo"];
+    assert_eq!(info["status"], "Stopped", "{info}");
+    assert_eq!(info["errorInformation"]["code"], "MANUAL_STOP", "{info}");
+    let statuses: Vec<Value> = (1..=3)
+        .map(|i| {
+            let t = serve.ok(&[
+                "get-deployment-target",
+                "--deployment-id",
+                &id,
+                "--target-id",
+                &format!("host-{i}"),
+            ]);
+            t["deploymentTarget"]["instanceTarget"]["status"].clone()
+        })
+        .collect();
+    assert_eq!(
+        statuses[1..],
+        [json!("Skipped"), json!("Skipped")],
+        "hosts not started are skipped: {statuses:?}"
+    );
+    assert_eq!(
+        serve
+            .aws(&["wait", "deployment-successful", "--deployment-id", &id])
+            .status
+            .code(),
+        Some(255)
+    );
+
+    serve.fails(
+        &["stop-deployment", "--deployment-id", &id],
+        "DeploymentAlreadyCompletedException",
+    );
+    serve.fails(
+        &["continue-deployment", "--deployment-id", &id],
+        "DeploymentAlreadyCompletedException",
+    );
+}
+
+/// Waiting for a child, bounded so that a deployment that never stops fails the test.
+trait WaitBounded {
+    fn wait_with_output_timeout(self) -> Output;
+}
+
+impl WaitBounded for Child {
+    fn wait_with_output_timeout(mut self) -> Output {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = self.kill();
+                panic!("the deployment did not stop within 60 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.wait_with_output().unwrap()
+    }
+}
+
+#[test]
+fn serve_finishes_a_local_deployment_whose_process_was_killed() {
+    let serve = Serve::start();
+    let slow = tempfile::tempdir().unwrap();
+    cutover_tests::copy_dir(&repo_root().join("examples/webapp"), slow.path());
+    slow_start(slow.path(), 1);
+    let mut deploy = Command::new(binary("cutover"))
+        .args(["local", "deploy"])
+        .arg(slow.path())
+        .args(["--hosts", "2", "--json", "--state-dir"])
+        .arg(&serve.state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let id = (0..400)
+        .find_map(|_| {
+            let id = serve.ok(&["list-deployments"])["deployments"][0]
+                .as_str()
+                .map(str::to_owned);
+            if id.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            id
+        })
+        .expect("the deployment was created");
+    deploy.kill().unwrap();
+    deploy.wait().unwrap();
+
+    // `aws deploy wait` polls every 15 s; the server takes the deployment over and ends it.
+    let out = serve.aws(&["wait", "deployment-successful", "--deployment-id", &id]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}\n{}",
+        stderr(&out),
+        serve.ok(&["get-deployment", "--deployment-id", &id]),
+        serve.ok(&[
+            "batch-get-deployment-targets",
+            "--deployment-id",
+            &id,
+            "--target-ids",
+            "host-1",
+            "host-2"
+        ])
+    );
+    let targets = serve.ok(&[
+        "list-deployment-instances",
+        "--deployment-id",
+        &id,
+        "--instance-status-filter",
+        "Succeeded",
+    ]);
+    assert_eq!(targets["instancesList"], json!(["host-1", "host-2"]));
+}

@@ -3,12 +3,14 @@
 //! deployment configurations. `cutover serve` and the `api` function both hand requests to
 //! [`Api`].
 
+mod deployer;
 pub mod ops;
 pub mod registry;
 mod service;
 pub mod sigv4;
 pub mod wire;
 
+pub use deployer::Deployer;
 pub use registry::{ConfigDeletion, Registry, Rename};
 pub use service::{Api, SERVICE};
 pub use sigv4::AccessKey;

@@ -1,12 +1,14 @@
 //! [`Api`]: one request in, one answer out. It checks the request's size and signature, then
 //! routes its operation to the handler that implements it.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use cutover_core::Timestamp;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::deployer::Deployer;
 use crate::ops::{applications, configs, deployments, groups};
 use crate::registry::Registry;
 use crate::sigv4::{self, AccessKey};
@@ -15,20 +17,21 @@ use crate::wire::{ApiError, ApiRequest, ApiResponse, ErrorKind, MAX_BODY};
 /// The service name requests are signed for.
 pub const SERVICE: &str = "codedeploy";
 
-/// CodeDeploy's API over a registry, for the holders of `keys`.
+/// CodeDeploy's API over a registry and a deployer, for the holders of `keys`.
 #[derive(Debug)]
-pub struct Api<R> {
-    registry: R,
+pub struct Api<R, D> {
+    registry: Arc<R>,
+    deployer: D,
     keys: Vec<AccessKey>,
 }
 
-impl<R: Registry> Api<R> {
-    pub fn new(registry: R, keys: Vec<AccessKey>) -> Self {
-        Api { registry, keys }
-    }
-
-    pub fn registry(&self) -> &R {
-        &self.registry
+impl<R: Registry, D: Deployer> Api<R, D> {
+    pub fn new(registry: Arc<R>, deployer: D, keys: Vec<AccessKey>) -> Self {
+        Api {
+            registry,
+            deployer,
+            keys,
+        }
     }
 
     /// Answers one request, received at `now`.
@@ -60,7 +63,7 @@ impl<R: Registry> Api<R> {
         }
         sigv4::verify(request, SERVICE, self.keys.as_slice(), now)?;
         let now = timestamp(now);
-        let r = &self.registry;
+        let r = &*self.registry;
         match request.operation()? {
             "CreateApplication" => json(applications::create(r, input(request)?, now).await),
             "GetApplication" => json(applications::get(r, input(request)?).await),
@@ -89,6 +92,12 @@ impl<R: Registry> Api<R> {
             "BatchGetDeploymentInstances" => {
                 json(deployments::batch_get_instances(r, input(request)?).await)
             }
+            "StopDeployment" => json(deployments::stop(r, &self.deployer, input(request)?).await),
+            "ContinueDeployment" => json(
+                deployments::continue_(r, input(request)?)
+                    .await
+                    .map(|()| serde_json::json!({})),
+            ),
             "CreateDeploymentConfig" => json(configs::create(r, input(request)?, now).await),
             "GetDeploymentConfig" => json(configs::get(r, input(request)?).await),
             "DeleteDeploymentConfig" => json(configs::delete(r, input(request)?).await),

@@ -1,6 +1,7 @@
 //! Reading deployments and their targets: GetDeployment, BatchGetDeployments, ListDeployments,
 //! ListDeploymentTargets, GetDeploymentTarget, BatchGetDeploymentTargets, and the older
-//! ListDeploymentInstances, GetDeploymentInstance and BatchGetDeploymentInstances.
+//! ListDeploymentInstances, GetDeploymentInstance and BatchGetDeploymentInstances; and
+//! StopDeployment and ContinueDeployment.
 
 use cutover_core::machine::{Deployment, Target};
 use cutover_core::model::{
@@ -11,6 +12,7 @@ use cutover_core::{DeploymentId, TargetId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{internal, page};
+use crate::deployer::Deployer;
 use crate::registry::Registry;
 use crate::wire::ApiError;
 
@@ -520,4 +522,86 @@ pub async fn batch_get_instances(
         instances_summary,
         error_message,
     })
+}
+
+// ----- changing a deployment ---------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StopInput {
+    deployment_id: Option<String>,
+    auto_rollback_enabled: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopOutput {
+    status: &'static str,
+    status_message: String,
+}
+
+/// StopDeployment: `Pending` while the hosts reach a safe point, `Succeeded` once stopped.
+pub async fn stop(
+    registry: &impl Registry,
+    deployer: &impl Deployer,
+    input: StopInput,
+) -> Result<StopOutput, ApiError> {
+    let id = deployment_id(input.deployment_id.as_deref())?;
+    let d = deployment(registry, &id).await?;
+    if d.is_finished() {
+        return Err(ApiError::codedeploy(
+            "DeploymentAlreadyCompletedException",
+            format!(
+                "The deployment {id} has already completed ({}).",
+                d.status()
+            ),
+        ));
+    }
+    let d = deployer
+        .stop(&id, input.auto_rollback_enabled)
+        .await
+        .map_err(internal("stopping the deployment"))?;
+    Ok(if d.is_finished() {
+        StopOutput {
+            status: "Succeeded",
+            status_message: format!("Deployment {id} is {}.", d.status()),
+        }
+    } else {
+        StopOutput {
+            status: "Pending",
+            status_message: format!(
+                "Deployment {id} stops once the hosts it is updating reach a safe point."
+            ),
+        }
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContinueInput {
+    deployment_id: Option<String>,
+    deployment_wait_type: Option<String>,
+}
+
+/// ContinueDeployment: only a blue/green deployment waits to be continued, and cutover runs
+/// in-place deployments for now.
+pub async fn continue_(registry: &impl Registry, input: ContinueInput) -> Result<(), ApiError> {
+    let id = deployment_id(input.deployment_id.as_deref())?;
+    let d = deployment(registry, &id).await?;
+    if d.is_finished() {
+        return Err(ApiError::codedeploy(
+            "DeploymentAlreadyCompletedException",
+            format!(
+                "The deployment {id} has already completed ({}).",
+                d.status()
+            ),
+        ));
+    }
+    let _ = input.deployment_wait_type;
+    Err(ApiError::codedeploy(
+        "DeploymentIsNotInReadyStateException",
+        format!(
+            "The deployment {id} is not waiting to be continued: only blue/green deployments wait (READY_WAIT or TERMINATION_WAIT)."
+        ),
+    ))
 }
