@@ -997,3 +997,144 @@ fn serve_finishes_a_local_deployment_whose_process_was_killed() {
     ]);
     assert_eq!(targets["instancesList"], json!(["host-1", "host-2"]));
 }
+
+/// Uploads revisions to a new bucket of the AWS emulator; the bucket's name.
+fn upload_revisions(revisions: &[(&str, &Path)]) -> String {
+    use cutover_tests::emulator::{Emulator, unique};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let emulator = Emulator::connect().await;
+        let s3 = cutover_aws::ports::s3_client(emulator.config());
+        let bucket = unique("serve-revisions");
+        s3.create_bucket().bucket(&bucket).send().await.unwrap();
+        for (key, dir) in revisions {
+            s3.put_object()
+                .bucket(&bucket)
+                .key(*key)
+                .body(cutover_aws::s3::primitives::ByteStream::from(
+                    cutover_tests::cloud::zip_dir(dir),
+                ))
+                .send()
+                .await
+                .unwrap();
+        }
+        bucket
+    })
+}
+
+#[test]
+fn the_aws_cli_deploys_s3_revisions_to_local_hosts() {
+    let webapp = repo_root().join("examples/webapp");
+    let failing = tempfile::tempdir().unwrap();
+    cutover_tests::copy_dir(&webapp, failing.path());
+    std::fs::write(
+        failing.path().join("scripts/validate.sh"),
+        "#!/bin/sh\necho 'the health check failed' >&2\nexit 3\n",
+    )
+    .unwrap();
+    let bucket = upload_revisions(&[("web/good.zip", &webapp), ("web/bad.zip", failing.path())]);
+    let emulator = cutover_tests::emulator::Emulator::url();
+    let serve = Serve::start_with(&[
+        ("CUTOVER_ACCESS_KEY_ID", KEY_ID),
+        ("CUTOVER_SECRET_ACCESS_KEY", SECRET),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL_S3", &emulator),
+    ]);
+    serve.ok(&["create-application", "--application-name", "Shop"]);
+    serve.ok(&[
+        "create-deployment-group",
+        "--application-name",
+        "Shop",
+        "--deployment-group-name",
+        "Web",
+        "--service-role-arn",
+        ROLE,
+    ]);
+    let deploy = |key: &str| {
+        let created = serve.ok(&[
+            "create-deployment",
+            "--application-name",
+            "Shop",
+            "--deployment-group-name",
+            "Web",
+            "--description",
+            "from the aws CLI",
+            "--s3-location",
+            &format!("bucket={bucket},key={key},bundleType=zip"),
+        ]);
+        created["deploymentId"].as_str().unwrap().to_owned()
+    };
+    let wait = |id: &str| {
+        serve
+            .aws(&["wait", "deployment-successful", "--deployment-id", id])
+            .status
+            .code()
+    };
+
+    let good = deploy("web/good.zip");
+    assert_eq!(wait(&good), Some(0));
+    let info = &serve.ok(&["get-deployment", "--deployment-id", &good])["deploymentInfo"];
+    assert_eq!(info["description"], "from the aws CLI");
+    assert_eq!(info["revision"]["revisionType"], "S3");
+    assert_eq!(info["revision"]["s3Location"]["key"], "web/good.zip");
+    assert!(
+        info["revision"]["s3Location"]["eTag"].is_string(),
+        "the revision is pinned to the object it validated: {info}"
+    );
+    // The group got one simulated host, which has the site now.
+    let host = serve.state.join("hosts/host-1");
+    assert!(host.join("srv/webapp/index.html").is_file());
+
+    let bad = deploy("web/bad.zip");
+    assert_eq!(wait(&bad), Some(255));
+    let info = &serve.ok(&["get-deployment", "--deployment-id", &bad])["deploymentInfo"];
+    assert_eq!(info["status"], "Failed");
+
+    let missing = deploy("web/missing.zip");
+    assert_eq!(wait(&missing), Some(255));
+    let info = &serve.ok(&["get-deployment", "--deployment-id", &missing])["deploymentInfo"];
+    assert_eq!(
+        info["errorInformation"]["code"], "REVISION_MISSING",
+        "{info}"
+    );
+
+    serve.fails(
+        &[
+            "create-deployment",
+            "--application-name",
+            "Shop",
+            "--deployment-group-name",
+            "Nope",
+            "--s3-location",
+            &format!("bucket={bucket},key=web/good.zip,bundleType=zip"),
+        ],
+        "DeploymentGroupDoesNotExistException",
+    );
+    serve.fails(
+        &[
+            "create-deployment",
+            "--application-name",
+            "Shop",
+            "--deployment-group-name",
+            "Web",
+        ],
+        "RevisionRequiredException",
+    );
+    serve.fails(
+        &[
+            "create-deployment",
+            "--application-name",
+            "Shop",
+            "--deployment-group-name",
+            "Web",
+            "--github-location",
+            "repository=me/site,commitId=0123456789abcdef0123456789abcdef01234567",
+        ],
+        "InvalidRevisionException",
+    );
+}

@@ -289,10 +289,7 @@ fn explicit_hosts(specs: &[String]) -> anyhow::Result<Option<Vec<LocalHost>>> {
 
 fn simulated_hosts(state_dir: &Path, n: u32) -> Vec<LocalHost> {
     (1..=n)
-        .map(|i| LocalHost {
-            name: format!("host-{i}"),
-            root: state_dir.join("hosts").join(format!("host-{i}")),
-        })
+        .map(|i| LocalHost::simulated(state_dir, i))
         .collect()
 }
 

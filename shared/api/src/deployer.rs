@@ -4,11 +4,17 @@
 use std::future::Future;
 
 use cutover_core::DeploymentId;
-use cutover_core::machine::Deployment;
+use cutover_core::machine::{CreateDeployment, Deployment};
 use cutover_engine::{Engine, EngineError, PortError, Ports};
 
 /// Changes deployments on the API's behalf.
 pub trait Deployer: Send + Sync {
+    /// Saves a new deployment and queues its first step, as CreateDeployment does.
+    fn create(
+        &self,
+        request: CreateDeployment,
+    ) -> impl Future<Output = Result<Deployment, PortError>> + Send;
+
     /// Asks a deployment to stop, as StopDeployment does; the deployment as saved after.
     fn stop(
         &self,
@@ -17,7 +23,20 @@ pub trait Deployer: Send + Sync {
     ) -> impl Future<Output = Result<Deployment, PortError>> + Send;
 }
 
+/// An engine error, as the port error the API reports.
+fn port_error(e: EngineError) -> PortError {
+    match e {
+        EngineError::Port { source, .. } => source,
+        other if other.is_retryable() => PortError::transient(other.to_string()),
+        other => PortError::permanent(other.to_string()),
+    }
+}
+
 impl<P: Ports> Deployer for Engine<P> {
+    async fn create(&self, request: CreateDeployment) -> Result<Deployment, PortError> {
+        Engine::create(self, request).await.map_err(port_error)
+    }
+
     async fn stop(
         &self,
         id: &DeploymentId,
@@ -25,15 +44,18 @@ impl<P: Ports> Deployer for Engine<P> {
     ) -> Result<Deployment, PortError> {
         Engine::stop(self, id, auto_rollback_enabled)
             .await
-            .map_err(|e| match e {
-                EngineError::Port { source, .. } => source,
-                other if other.is_retryable() => PortError::transient(other.to_string()),
-                other => PortError::permanent(other.to_string()),
-            })
+            .map_err(port_error)
     }
 }
 
 impl<T: Deployer + ?Sized> Deployer for std::sync::Arc<T> {
+    fn create(
+        &self,
+        request: CreateDeployment,
+    ) -> impl Future<Output = Result<Deployment, PortError>> + Send {
+        (**self).create(request)
+    }
+
     fn stop(
         &self,
         id: &DeploymentId,

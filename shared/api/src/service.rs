@@ -92,6 +92,9 @@ impl<R: Registry, D: Deployer> Api<R, D> {
             "BatchGetDeploymentInstances" => {
                 json(deployments::batch_get_instances(r, input(request)?).await)
             }
+            "CreateDeployment" => {
+                json(deployments::create(r, &self.deployer, input(request)?).await)
+            }
             "StopDeployment" => json(deployments::stop(r, &self.deployer, input(request)?).await),
             "ContinueDeployment" => json(
                 deployments::continue_(r, input(request)?)

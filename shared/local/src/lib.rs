@@ -5,6 +5,7 @@ pub mod driver;
 pub mod ports;
 pub mod process;
 mod registry;
+pub mod s3;
 pub mod store;
 
 pub use cutover_core as core;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use cutover_agent::bundle::{BundleLimits, find_appspec};
 use cutover_agent::fetch::FetchOptions;
+use cutover_agent::hooks::RevisionEnv;
 use cutover_agent::host::HostRoot;
 use cutover_agent::layout::{DEFAULT_ROOT, DeploymentRoot};
 use cutover_agent::permissions::Tools;
@@ -20,7 +21,8 @@ use cutover_core::machine::{
     Deployment, FinalStatus, LifecycleOutcome, OutcomeStatus, PreviousDeployment,
 };
 use cutover_core::model::{
-    ErrorCode, ErrorInformation, LifecycleEventStatus, RevisionLocation, TriggerEventType,
+    ErrorCode, ErrorInformation, LifecycleEventStatus, RevisionLocation, S3Location,
+    TriggerEventType,
 };
 use cutover_core::{DeploymentId, TargetId};
 use cutover_engine::{
@@ -29,7 +31,8 @@ use cutover_engine::{
 };
 use tokio::sync::Semaphore;
 
-use crate::store::LocalStore;
+use crate::s3::{S3Access, URL_LIFETIME};
+use crate::store::{LocalHost, LocalStore};
 
 /// How many hosts run lifecycle events at the same time, at most.
 pub const DEFAULT_PARALLEL_HOSTS: usize = 16;
@@ -41,6 +44,7 @@ pub struct LocalPorts<H = LocalHosts> {
     store: Arc<LocalStore>,
     hosts: H,
     fleet: LocalFleet,
+    revisions: LocalRevisions,
     notifier: FileNotifier,
 }
 
@@ -54,7 +58,13 @@ impl LocalPorts<LocalHosts> {
 impl<H: HookRunner> LocalPorts<H> {
     pub fn with_hosts(store: Arc<LocalStore>, state_dir: &Path, hosts: H) -> Self {
         LocalPorts {
-            fleet: LocalFleet(store.clone()),
+            fleet: LocalFleet {
+                store: store.clone(),
+                state_dir: state_dir.to_owned(),
+            },
+            revisions: LocalRevisions {
+                s3: S3Access::from_env(),
+            },
             notifier: FileNotifier(state_dir.join(NOTIFICATIONS_FILE)),
             store,
             hosts,
@@ -84,7 +94,7 @@ impl<H: HookRunner> Ports for LocalPorts<H> {
         &self.store
     }
     fn revisions(&self) -> &LocalRevisions {
-        &LocalRevisions
+        &self.revisions
     }
     fn fleet(&self) -> &LocalFleet {
         &self.fleet
@@ -199,33 +209,90 @@ impl Alarms for LocalStore {
 
 /// The group's hosts, as `cutover local deploy` registered them.
 #[derive(Debug)]
-pub struct LocalFleet(Arc<LocalStore>);
+pub struct LocalFleet {
+    store: Arc<LocalStore>,
+    state_dir: PathBuf,
+}
 
 impl Fleet for LocalFleet {
+    /// The group's hosts; a group that has none yet (one made through the API) gets one
+    /// simulated host, `host-1`, as `cutover local deploy` gives it.
     async fn resolve(&self, d: &Deployment) -> Result<Resolution, PortError> {
-        let hosts = self
-            .0
-            .hosts(&d.application_name, &d.group.deployment_group_name)?;
+        let (app, group) = (&d.application_name, &d.group.deployment_group_name);
+        let mut hosts = self.store.hosts(app, group)?;
+        if hosts.is_empty() {
+            hosts = vec![LocalHost::simulated(&self.state_dir, 1)];
+            self.store.set_hosts(app, group, &hosts)?;
+        }
         Ok(Resolution::Targets(
             hosts.into_iter().map(|h| TargetId::new(h.name)).collect(),
         ))
     }
 }
 
-/// Checks that a local revision is still there and that its AppSpec reads.
+/// Checks that a local revision is still there and that its AppSpec reads, or that an S3
+/// revision can be read (pinning its ETag and version).
 #[derive(Debug)]
-pub struct LocalRevisions;
+pub struct LocalRevisions {
+    /// Access to S3, or why there is none.
+    s3: Result<S3Access, String>,
+}
+
+impl LocalRevisions {
+    async fn validate_s3(&self, loc: &S3Location) -> Validation {
+        let s3 = match &self.s3 {
+            Ok(s3) => s3.clone(),
+            Err(why) => {
+                return Validation::Invalid(ErrorInformation::new(
+                    ErrorCode::RevisionMissing,
+                    format!("s3://{}/{} cannot be read: {why}", loc.bucket, loc.key),
+                ));
+            }
+        };
+        let wanted = loc.clone();
+        let head = tokio::task::spawn_blocking(move || s3.head(&wanted))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        match head {
+            Err(message) => {
+                Validation::Invalid(ErrorInformation::new(ErrorCode::RevisionMissing, message))
+            }
+            Ok(head) => match (&loc.e_tag, &head.e_tag) {
+                (Some(wanted), Some(found))
+                    if wanted.trim_matches('"') != found.trim_matches('"') =>
+                {
+                    Validation::Invalid(ErrorInformation::new(
+                        ErrorCode::InvalidRevision,
+                        format!(
+                            "s3://{}/{} has ETag {found}, not the {wanted} the deployment names: it changed since",
+                            loc.bucket, loc.key
+                        ),
+                    ))
+                }
+                _ => Validation::Valid(Some(RevisionLocation::S3(S3Location {
+                    e_tag: head.e_tag.or_else(|| loc.e_tag.clone()),
+                    version: loc.version.clone().or(head.version),
+                    ..loc.clone()
+                }))),
+            },
+        }
+    }
+}
 
 impl RevisionSource for LocalRevisions {
     async fn validate(&self, d: &Deployment) -> Result<Validation, PortError> {
-        let RevisionLocation::Local(local) = &d.revision else {
-            return Ok(Validation::Invalid(ErrorInformation::new(
-                ErrorCode::InvalidRevision,
-                format!(
-                    "cutover local deploys revisions on this machine; this deployment's revision is a {} revision",
-                    d.revision.revision_type()
-                ),
-            )));
+        let local = match &d.revision {
+            RevisionLocation::Local(local) => local,
+            RevisionLocation::S3(loc) => return Ok(self.validate_s3(loc).await),
+            other => {
+                return Ok(Validation::Invalid(ErrorInformation::new(
+                    ErrorCode::InvalidRevision,
+                    format!(
+                        "cutover deploys revisions on this machine or in S3 to local hosts; this deployment's revision is a {} revision",
+                        other.revision_type()
+                    ),
+                )));
+            }
         };
         let dir = PathBuf::from(&local.path);
         let checked = find_appspec(&dir, None)
@@ -255,6 +322,8 @@ pub struct LocalHosts {
     store: Arc<LocalStore>,
     parallel: Arc<Semaphore>,
     kill_grace: Duration,
+    /// Access to S3, for hosts to download S3 revisions, or why there is none.
+    s3: Result<S3Access, String>,
 }
 
 impl LocalHosts {
@@ -263,6 +332,7 @@ impl LocalHosts {
             store,
             parallel: Arc::new(Semaphore::new(parallel_hosts.max(1))),
             kill_grace: Duration::from_secs(10),
+            s3: S3Access::from_env(),
         }
     }
 
@@ -280,10 +350,26 @@ impl LocalHosts {
                     d.group.deployment_group_name
                 ))
             })?;
-        let RevisionLocation::Local(local) = &d.revision else {
-            return Err(PortError::permanent(format!(
-                "{target} can only install a revision on this machine"
-            )));
+        let bundle = match &d.revision {
+            RevisionLocation::Local(local) => BundleSource::Path(PathBuf::from(&local.path)),
+            RevisionLocation::S3(loc) => {
+                let s3 = self.s3.as_ref().map_err(|why| {
+                    PortError::permanent(format!(
+                        "{target} cannot download s3://{}/{}: {why}",
+                        loc.bucket, loc.key
+                    ))
+                })?;
+                let url = s3
+                    .presign("GET", loc, std::time::SystemTime::now(), URL_LIFETIME)
+                    .map_err(PortError::permanent)?;
+                BundleSource::Url(url)
+            }
+            other => {
+                return Err(PortError::permanent(format!(
+                    "{target} cannot install a {} revision",
+                    other.revision_type()
+                )));
+            }
         };
         let root = DeploymentRoot::new(HostRoot::new(&host.root), DEFAULT_ROOT)
             .map_err(|e| PortError::permanent(format!("{target}: {e}")))?;
@@ -292,10 +378,10 @@ impl LocalHosts {
             application_name: d.application_name.clone(),
             group_name: d.group.deployment_group_name.clone(),
             group_id: d.group.deployment_group_id.clone(),
-            bundle: BundleSource::Path(PathBuf::from(&local.path)),
+            bundle,
             sha256: None,
             appspec_name: None,
-            revision: None,
+            revision: RevisionEnv::from_location(&d.revision),
             file_exists_behavior: Some(d.options.file_exists_behavior),
             ignore_application_stop_failures: d.options.ignore_application_stop_failures,
             root,

@@ -137,6 +137,16 @@ pub struct LocalHost {
     pub root: PathBuf,
 }
 
+impl LocalHost {
+    /// Simulated host `i`: `host-<i>`, rooted at `<state dir>/hosts/host-<i>/`.
+    pub fn simulated(state_dir: &Path, i: u32) -> LocalHost {
+        LocalHost {
+            name: format!("host-{i}"),
+            root: state_dir.join("hosts").join(format!("host-{i}")),
+        }
+    }
+}
+
 /// A queued step that this process has claimed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClaimedStep {

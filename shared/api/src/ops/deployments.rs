@@ -1,12 +1,13 @@
 //! Reading deployments and their targets: GetDeployment, BatchGetDeployments, ListDeployments,
 //! ListDeploymentTargets, GetDeploymentTarget, BatchGetDeploymentTargets, and the older
 //! ListDeploymentInstances, GetDeploymentInstance and BatchGetDeploymentInstances; and
-//! StopDeployment and ContinueDeployment.
+//! CreateDeployment, StopDeployment and ContinueDeployment.
 
-use cutover_core::machine::{Deployment, Target};
+use cutover_core::machine::{CreateDeployment, Deployment, Target};
 use cutover_core::model::{
-    DeploymentInfo, DeploymentStatus, DeploymentTarget, DeploymentTargetType, InstanceSummary,
-    TargetLabel, TargetStatus,
+    AlarmConfiguration, AutoRollbackConfiguration, DeploymentCreator, DeploymentInfo,
+    DeploymentStatus, DeploymentTarget, DeploymentTargetType, FileExistsBehavior, InstanceSummary,
+    RevisionLocation, TargetLabel, TargetStatus,
 };
 use cutover_core::{DeploymentId, TargetId, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -604,4 +605,155 @@ pub async fn continue_(registry: &impl Registry, input: ContinueInput) -> Result
             "The deployment {id} is not waiting to be continued: only blue/green deployments wait (READY_WAIT or TERMINATION_WAIT)."
         ),
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateInput {
+    application_name: Option<String>,
+    deployment_group_name: Option<String>,
+    revision: Option<RevisionLocation>,
+    deployment_config_name: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    ignore_application_stop_failures: bool,
+    target_instances: Option<serde_json::Value>,
+    auto_rollback_configuration: Option<AutoRollbackConfiguration>,
+    #[serde(default)]
+    update_outdated_instances_only: bool,
+    file_exists_behavior: Option<FileExistsBehavior>,
+    override_alarm_configuration: Option<AlarmConfiguration>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateOutput {
+    deployment_id: DeploymentId,
+}
+
+/// The revision a Server deployment installs: an S3 bundle.
+fn s3_revision(revision: Option<RevisionLocation>) -> Result<RevisionLocation, ApiError> {
+    let revision = revision.ok_or_else(|| {
+        ApiError::codedeploy(
+            "RevisionRequiredException",
+            "The revision must be specified.",
+        )
+    })?;
+    let RevisionLocation::S3(loc) = &revision else {
+        return Err(ApiError::codedeploy(
+            "InvalidRevisionException",
+            format!(
+                "cutover deploys S3 revisions to Server groups; this revision is a {} revision",
+                revision.revision_type()
+            ),
+        ));
+    };
+    if loc.bucket.is_empty() || loc.key.is_empty() {
+        return Err(ApiError::codedeploy(
+            "InvalidRevisionException",
+            "An S3 revision needs a bucket and a key.",
+        ));
+    }
+    Ok(revision)
+}
+
+/// CreateDeployment: saves the deployment and queues its first step; whoever drives the
+/// queue takes it from there.
+pub async fn create(
+    registry: &impl Registry,
+    deployer: &impl Deployer,
+    input: CreateInput,
+) -> Result<CreateOutput, ApiError> {
+    let app = super::name(
+        input.application_name.as_deref(),
+        "application",
+        100,
+        "ApplicationNameRequiredException",
+        "InvalidApplicationNameException",
+    )?;
+    let group_name = super::name(
+        input.deployment_group_name.as_deref(),
+        "deployment group",
+        100,
+        "DeploymentGroupNameRequiredException",
+        "InvalidDeploymentGroupNameException",
+    )?;
+    registry
+        .application(app)
+        .await
+        .map_err(internal("reading the application"))?
+        .ok_or_else(|| {
+            ApiError::codedeploy(
+                "ApplicationDoesNotExistException",
+                format!("No application found for name: {app}"),
+            )
+        })?;
+    let group = registry
+        .group(app, group_name)
+        .await
+        .map_err(internal("reading the deployment group"))?
+        .ok_or_else(|| {
+            ApiError::codedeploy(
+                "DeploymentGroupDoesNotExistException",
+                format!("No Deployment Group found for name: {group_name} in application {app}"),
+            )
+        })?;
+    if input.target_instances.is_some() {
+        return Err(ApiError::codedeploy(
+            "InvalidTargetInstancesException",
+            "cutover deploys to the whole group for now; leave out targetInstances",
+        ));
+    }
+    if input.update_outdated_instances_only {
+        return Err(ApiError::codedeploy(
+            "InvalidUpdateOutdatedInstancesOnlyValueException",
+            "cutover does not track outdated instances yet; leave out updateOutdatedInstancesOnly",
+        ));
+    }
+    let revision = s3_revision(input.revision)?;
+    let config_name = input
+        .deployment_config_name
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| group.deployment_config_name.clone());
+    let config = match cutover_core::config::predefined(&config_name) {
+        Some(c) => c,
+        None => registry
+            .config(&config_name)
+            .await
+            .map_err(internal("reading the deployment configuration"))?
+            .ok_or_else(|| {
+                ApiError::codedeploy(
+                    "DeploymentConfigDoesNotExistException",
+                    format!("No deployment configuration found for name: {config_name}"),
+                )
+            })?,
+    };
+    if config.compute_platform != group.compute_platform {
+        return Err(ApiError::codedeploy(
+            "InvalidDeploymentConfigNameException",
+            format!(
+                "{config_name} is a {} configuration; group {group_name} deploys to {}",
+                config.compute_platform, group.compute_platform
+            ),
+        ));
+    }
+    let mut request = CreateDeployment::new(
+        DeploymentId::from_entropy(cutover_engine::ids::entropy()),
+        group,
+        config,
+        revision,
+    );
+    request.creator = DeploymentCreator::User;
+    request.description = input.description;
+    request.ignore_application_stop_failures = input.ignore_application_stop_failures;
+    request.file_exists_behavior = input.file_exists_behavior;
+    request.auto_rollback_configuration = input.auto_rollback_configuration;
+    request.override_alarm_configuration = input.override_alarm_configuration;
+    let d = deployer
+        .create(request)
+        .await
+        .map_err(internal("creating the deployment"))?;
+    Ok(CreateOutput {
+        deployment_id: d.deployment_id,
+    })
 }
