@@ -7,39 +7,18 @@ use cutover_engine::ids;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{internal, name, page};
+use super::{application_name, batch, existing_application, internal, page};
 use crate::registry::{Registry, Rename};
 use crate::wire::ApiError;
 
-/// CodeDeploy's longest application name.
-const MAX_NAME: usize = 100;
-
 /// The most names one BatchGetApplications takes.
 const MAX_BATCH: usize = 100;
-
-fn application_name(value: Option<&str>) -> Result<&str, ApiError> {
-    name(
-        value,
-        "application",
-        MAX_NAME,
-        "ApplicationNameRequiredException",
-        "InvalidApplicationNameException",
-    )
-}
 
 fn does_not_exist(name: &str) -> ApiError {
     ApiError::codedeploy(
         "ApplicationDoesNotExistException",
         format!("No application found for name: {name}"),
     )
-}
-
-async fn existing(registry: &impl Registry, name: &str) -> Result<ApplicationInfo, ApiError> {
-    registry
-        .application(name)
-        .await
-        .map_err(internal("reading the application"))?
-        .ok_or_else(|| does_not_exist(name))
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,7 +77,7 @@ pub struct GetOutput {
 
 pub async fn get(registry: &impl Registry, input: NameInput) -> Result<GetOutput, ApiError> {
     let name = application_name(input.application_name.as_deref())?;
-    let application = existing(registry, name).await?;
+    let application = existing_application(registry, name).await?;
     Ok(GetOutput { application })
 }
 
@@ -122,12 +101,12 @@ pub async fn update(registry: &impl Registry, input: UpdateInput) -> Result<Valu
     let name = application_name(input.application_name.as_deref())?;
     let Some(new_name) = input.new_application_name.as_deref() else {
         // Nothing to change; the application must still exist.
-        existing(registry, name).await?;
+        existing_application(registry, name).await?;
         return Ok(json!({}));
     };
     let new_name = application_name(Some(new_name))?;
     if new_name == name {
-        existing(registry, name).await?;
+        existing_application(registry, name).await?;
         return Ok(json!({}));
     }
     match registry
@@ -186,26 +165,16 @@ pub async fn batch_get(
     registry: &impl Registry,
     input: BatchGetInput,
 ) -> Result<BatchGetOutput, ApiError> {
-    let names = input.application_names.unwrap_or_default();
-    if names.is_empty() {
-        return Err(ApiError::codedeploy(
-            "ApplicationNameRequiredException",
-            "The application names must be specified.",
-        ));
-    }
-    if names.len() > MAX_BATCH {
-        return Err(ApiError::codedeploy(
-            "BatchLimitExceededException",
-            format!(
-                "{} application names were given; the most one call takes is {MAX_BATCH}.",
-                names.len()
-            ),
-        ));
-    }
+    let names = batch(
+        input.application_names,
+        "application names",
+        MAX_BATCH,
+        "ApplicationNameRequiredException",
+    )?;
     let mut applications_info = Vec::with_capacity(names.len());
     for n in &names {
         let n = application_name(Some(n))?;
-        applications_info.push(existing(registry, n).await?);
+        applications_info.push(existing_application(registry, n).await?);
     }
     Ok(BatchGetOutput { applications_info })
 }

@@ -12,7 +12,9 @@ use cutover_core::model::{
 use cutover_core::{DeploymentId, TargetId, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{internal, page};
+use super::{
+    application_name, batch, existing_application, existing_group, group_name, internal, page,
+};
 use crate::deployer::Deployer;
 use crate::registry::Registry;
 use crate::wire::ApiError;
@@ -46,16 +48,6 @@ async fn deployment(registry: &impl Registry, id: &DeploymentId) -> Result<Deplo
                 format!("The deployment {id} could not be found."),
             )
         })
-}
-
-fn batch_limit(count: usize, what: &str) -> Result<(), ApiError> {
-    if count > MAX_BATCH {
-        return Err(ApiError::codedeploy(
-            "BatchLimitExceededException",
-            format!("{count} {what} were given; the most one call takes is {MAX_BATCH}."),
-        ));
-    }
-    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,14 +87,12 @@ pub async fn batch_get(
     registry: &impl Registry,
     input: BatchGetInput,
 ) -> Result<BatchGetOutput, ApiError> {
-    let ids = input.deployment_ids.unwrap_or_default();
-    if ids.is_empty() {
-        return Err(ApiError::codedeploy(
-            "DeploymentIdRequiredException",
-            "The deployment IDs must be specified.",
-        ));
-    }
-    batch_limit(ids.len(), "deployment IDs")?;
+    let ids = batch(
+        input.deployment_ids,
+        "deployment IDs",
+        MAX_BATCH,
+        "DeploymentIdRequiredException",
+    )?;
     let mut deployments_info = Vec::new();
     for id in &ids {
         let id = deployment_id(Some(id))?;
@@ -152,16 +142,7 @@ pub async fn list(registry: &impl Registry, input: ListInput) -> Result<ListOutp
         .as_deref()
         .filter(|g| !g.is_empty());
     if let Some(app) = app {
-        registry
-            .application(app)
-            .await
-            .map_err(internal("reading the application"))?
-            .ok_or_else(|| {
-                ApiError::codedeploy(
-                    "ApplicationDoesNotExistException",
-                    format!("No application found for name: {app}"),
-                )
-            })?;
+        existing_application(registry, app).await?;
     }
     match (app, group) {
         (None, Some(_)) => {
@@ -171,16 +152,7 @@ pub async fn list(registry: &impl Registry, input: ListInput) -> Result<ListOutp
             ));
         }
         (Some(app), Some(group)) => {
-            registry
-                .group(app, group)
-                .await
-                .map_err(internal("reading the deployment group"))?
-                .ok_or_else(|| {
-                    ApiError::codedeploy(
-                        "DeploymentGroupDoesNotExistException",
-                        format!("No Deployment Group found for name: {group} in application {app}"),
-                    )
-                })?;
+            existing_group(registry, app, group).await?;
         }
         _ => {}
     }
@@ -387,14 +359,12 @@ pub async fn batch_get_targets(
     input: BatchGetTargetsInput,
 ) -> Result<BatchGetTargetsOutput, ApiError> {
     let id = deployment_id(input.deployment_id.as_deref())?;
-    let wanted = input.target_ids.unwrap_or_default();
-    if wanted.is_empty() {
-        return Err(ApiError::codedeploy(
-            "DeploymentTargetIdRequiredException",
-            "The target IDs must be specified.",
-        ));
-    }
-    batch_limit(wanted.len(), "target IDs")?;
+    let wanted = batch(
+        input.target_ids,
+        "target IDs",
+        MAX_BATCH,
+        "DeploymentTargetIdRequiredException",
+    )?;
     let d = deployment(registry, &id).await?;
     let deployment_targets = wanted
         .iter()
@@ -500,14 +470,12 @@ pub async fn batch_get_instances(
     input: BatchGetInstancesInput,
 ) -> Result<BatchGetInstancesOutput, ApiError> {
     let id = deployment_id(input.deployment_id.as_deref())?;
-    let wanted = input.instance_ids.unwrap_or_default();
-    if wanted.is_empty() {
-        return Err(ApiError::codedeploy(
-            "InstanceIdRequiredException",
-            "The instance IDs must be specified.",
-        ));
-    }
-    batch_limit(wanted.len(), "instance IDs")?;
+    let wanted = batch(
+        input.instance_ids,
+        "instance IDs",
+        MAX_BATCH,
+        "InstanceIdRequiredException",
+    )?;
     let d = deployment(registry, &id).await?;
     let mut instances_summary = Vec::new();
     let mut missing = Vec::new();
@@ -664,40 +632,10 @@ pub async fn create(
     deployer: &impl Deployer,
     input: CreateInput,
 ) -> Result<CreateOutput, ApiError> {
-    let app = super::name(
-        input.application_name.as_deref(),
-        "application",
-        100,
-        "ApplicationNameRequiredException",
-        "InvalidApplicationNameException",
-    )?;
-    let group_name = super::name(
-        input.deployment_group_name.as_deref(),
-        "deployment group",
-        100,
-        "DeploymentGroupNameRequiredException",
-        "InvalidDeploymentGroupNameException",
-    )?;
-    registry
-        .application(app)
-        .await
-        .map_err(internal("reading the application"))?
-        .ok_or_else(|| {
-            ApiError::codedeploy(
-                "ApplicationDoesNotExistException",
-                format!("No application found for name: {app}"),
-            )
-        })?;
-    let group = registry
-        .group(app, group_name)
-        .await
-        .map_err(internal("reading the deployment group"))?
-        .ok_or_else(|| {
-            ApiError::codedeploy(
-                "DeploymentGroupDoesNotExistException",
-                format!("No Deployment Group found for name: {group_name} in application {app}"),
-            )
-        })?;
+    let app = application_name(input.application_name.as_deref())?;
+    let group_name = group_name(input.deployment_group_name.as_deref())?;
+    existing_application(registry, app).await?;
+    let group = existing_group(registry, app, group_name).await?;
     if input.target_instances.is_some() {
         return Err(ApiError::codedeploy(
             "InvalidTargetInstancesException",

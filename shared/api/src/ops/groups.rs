@@ -13,12 +13,12 @@ use cutover_engine::ids;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{internal, name, page};
+use super::{
+    application_name, batch, existing_application, existing_group, group_does_not_exist,
+    group_name, internal, page,
+};
 use crate::registry::{Registry, Rename};
 use crate::wire::ApiError;
-
-/// CodeDeploy's longest group name.
-const MAX_NAME: usize = 100;
 
 /// The most names one BatchGetDeploymentGroups takes.
 const MAX_BATCH: usize = 100;
@@ -57,45 +57,9 @@ const NOT_YET: &[(&str, &str)] = &[
     ),
 ];
 
-fn group_name(value: Option<&str>) -> Result<&str, ApiError> {
-    name(
-        value,
-        "deployment group",
-        MAX_NAME,
-        "DeploymentGroupNameRequiredException",
-        "InvalidDeploymentGroupNameException",
-    )
-}
-
-fn application_name(value: Option<&str>) -> Result<&str, ApiError> {
-    name(
-        value,
-        "application",
-        MAX_NAME,
-        "ApplicationNameRequiredException",
-        "InvalidApplicationNameException",
-    )
-}
-
-fn group_does_not_exist(app: &str, group: &str) -> ApiError {
-    ApiError::codedeploy(
-        "DeploymentGroupDoesNotExistException",
-        format!("No Deployment Group found for name: {group} in application {app}"),
-    )
-}
-
 /// The application, which must exist, and its platform.
 async fn platform_of(registry: &impl Registry, app: &str) -> Result<ComputePlatform, ApiError> {
-    let found = registry
-        .application(app)
-        .await
-        .map_err(internal("reading the application"))?;
-    found.map(|a| a.compute_platform).ok_or_else(|| {
-        ApiError::codedeploy(
-            "ApplicationDoesNotExistException",
-            format!("No application found for name: {app}"),
-        )
-    })
+    Ok(existing_application(registry, app).await?.compute_platform)
 }
 
 /// A group check, as the exception CodeDeploy answers with.
@@ -318,11 +282,7 @@ pub async fn update(registry: &impl Registry, input: Value) -> Result<Value, Api
     let app = application_name(text(&input, "applicationName"))?.to_owned();
     let current = group_name(text(&input, "currentDeploymentGroupName"))?.to_owned();
     let platform = platform_of(registry, &app).await?;
-    let existing = registry
-        .group(&app, &current)
-        .await
-        .map_err(internal("reading the deployment group"))?
-        .ok_or_else(|| group_does_not_exist(&app, &current))?;
+    let existing = existing_group(registry, &app, &current).await?;
     let Value::Object(mut fields) = serde_json::to_value(&existing)
         .map_err(|e| ApiError::new(crate::wire::ErrorKind::Internal, e.to_string()))?
     else {
@@ -376,11 +336,7 @@ pub async fn get(registry: &impl Registry, input: NameInput) -> Result<GetOutput
     let app = application_name(input.application_name.as_deref())?;
     let name = group_name(input.deployment_group_name.as_deref())?;
     platform_of(registry, app).await?;
-    let deployment_group_info = registry
-        .group(app, name)
-        .await
-        .map_err(internal("reading the deployment group"))?
-        .ok_or_else(|| group_does_not_exist(app, name))?;
+    let deployment_group_info = existing_group(registry, app, name).await?;
     Ok(GetOutput {
         deployment_group_info,
     })
@@ -448,22 +404,12 @@ pub async fn batch_get(
     input: BatchGetInput,
 ) -> Result<BatchGetOutput, ApiError> {
     let app = application_name(input.application_name.as_deref())?;
-    let names = input.deployment_group_names.unwrap_or_default();
-    if names.is_empty() {
-        return Err(ApiError::codedeploy(
-            "DeploymentGroupNameRequiredException",
-            "The deployment group names must be specified.",
-        ));
-    }
-    if names.len() > MAX_BATCH {
-        return Err(ApiError::codedeploy(
-            "BatchLimitExceededException",
-            format!(
-                "{} deployment group names were given; the most one call takes is {MAX_BATCH}.",
-                names.len()
-            ),
-        ));
-    }
+    let names = batch(
+        input.deployment_group_names,
+        "deployment group names",
+        MAX_BATCH,
+        "DeploymentGroupNameRequiredException",
+    )?;
     platform_of(registry, app).await?;
     let mut deployment_groups_info = Vec::new();
     let mut missing = Vec::new();

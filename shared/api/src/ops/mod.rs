@@ -6,8 +6,11 @@ pub mod configs;
 pub mod deployments;
 pub mod groups;
 
-use crate::wire::ApiError;
+use cutover_core::model::{ApplicationInfo, DeploymentGroupInfo};
 use cutover_engine::PortError;
+
+use crate::registry::Registry;
+use crate::wire::ApiError;
 
 /// The most names one page of a List operation holds.
 pub const PAGE_SIZE: usize = 100;
@@ -33,6 +36,93 @@ pub fn page(
     let end = (start + PAGE_SIZE).min(names.len());
     let next = (end < names.len()).then(|| end.to_string());
     Ok((names[start..end].to_vec(), next))
+}
+
+/// CodeDeploy's longest application or deployment group name.
+pub const MAX_NAME: usize = 100;
+
+pub fn application_name(value: Option<&str>) -> Result<&str, ApiError> {
+    name(
+        value,
+        "application",
+        MAX_NAME,
+        "ApplicationNameRequiredException",
+        "InvalidApplicationNameException",
+    )
+}
+
+pub fn group_name(value: Option<&str>) -> Result<&str, ApiError> {
+    name(
+        value,
+        "deployment group",
+        MAX_NAME,
+        "DeploymentGroupNameRequiredException",
+        "InvalidDeploymentGroupNameException",
+    )
+}
+
+/// An application that must exist.
+pub async fn existing_application(
+    registry: &impl Registry,
+    name: &str,
+) -> Result<ApplicationInfo, ApiError> {
+    registry
+        .application(name)
+        .await
+        .map_err(internal("reading the application"))?
+        .ok_or_else(|| {
+            ApiError::codedeploy(
+                "ApplicationDoesNotExistException",
+                format!("No application found for name: {name}"),
+            )
+        })
+}
+
+pub fn group_does_not_exist(app: &str, group: &str) -> ApiError {
+    ApiError::codedeploy(
+        "DeploymentGroupDoesNotExistException",
+        format!("No Deployment Group found for name: {group} in application {app}"),
+    )
+}
+
+/// A deployment group that must exist.
+pub async fn existing_group(
+    registry: &impl Registry,
+    app: &str,
+    group: &str,
+) -> Result<DeploymentGroupInfo, ApiError> {
+    registry
+        .group(app, group)
+        .await
+        .map_err(internal("reading the deployment group"))?
+        .ok_or_else(|| group_does_not_exist(app, group))
+}
+
+/// The names a Batch operation was given: `required` if there are none, and no more than
+/// `max` (`BatchLimitExceededException`). `what` names them in messages ("application names").
+pub fn batch(
+    names: Option<Vec<String>>,
+    what: &str,
+    max: usize,
+    required: &'static str,
+) -> Result<Vec<String>, ApiError> {
+    let names = names.unwrap_or_default();
+    if names.is_empty() {
+        return Err(ApiError::codedeploy(
+            required,
+            format!("The {what} must be specified."),
+        ));
+    }
+    if names.len() > max {
+        return Err(ApiError::codedeploy(
+            "BatchLimitExceededException",
+            format!(
+                "{} {what} were given; the most one call takes is {max}.",
+                names.len()
+            ),
+        ));
+    }
+    Ok(names)
 }
 
 /// A store failure, as the caller sees it.
