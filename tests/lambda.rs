@@ -780,15 +780,7 @@ pub(crate) fn random_u64() -> u64 {
 
 /// A request id shaped like Lambda's (a UUID).
 fn request_id() -> String {
-    let (a, b) = (random_u64(), random_u64());
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xfff,
-        0x8000 | (b >> 48) & 0x3fff,
-        b & 0xffff_ffff_ffff
-    )
+    cutover_aws::engine::ids::uuid()
 }
 
 /// An X-Ray trace header shaped like Lambda's.

@@ -700,13 +700,7 @@ fn the_aws_cli_reads_local_deployments_and_waits_for_them() {
     let serve = Serve::start();
     let webapp = repo_root().join("examples/webapp");
     let good = local_deploy(&serve.state, &webapp, &["--hosts", "2"]);
-    let failing = tempfile::tempdir().unwrap();
-    cutover_tests::copy_dir(&webapp, failing.path());
-    std::fs::write(
-        failing.path().join("scripts/validate.sh"),
-        "#!/bin/sh\necho 'the health check failed' >&2\nexit 3\n",
-    )
-    .unwrap();
+    let failing = failing_webapp();
     let bad = local_deploy(&serve.state, failing.path(), &[]);
 
     let got = serve.ok(&["get-deployment", "--deployment-id", &good]);
@@ -836,30 +830,45 @@ fn the_aws_cli_reads_local_deployments_and_waits_for_them() {
     );
 }
 
-/// Makes the revision at `dir`'s ApplicationStart take `seconds` longer.
-fn slow_start(dir: &Path, seconds: u32) {
-    let path = dir.join("scripts/start.sh");
+/// Starts `cutover local deploy` of the web app to `hosts` hosts on the server's state
+/// directory, with an ApplicationStart that takes `seconds` longer; the process, and the
+/// revision it deploys.
+fn slow_local_deploy(serve: &Serve, hosts: u32, seconds: u32) -> (Child, tempfile::TempDir) {
+    let revision = tempfile::tempdir().unwrap();
+    cutover_tests::copy_dir(&repo_root().join("examples/webapp"), revision.path());
+    let path = revision.path().join("scripts/start.sh");
     let script = std::fs::read_to_string(&path).unwrap();
     let (shebang, rest) = script.split_once('\n').unwrap();
     std::fs::write(&path, format!("{shebang}\nsleep {seconds}\n{rest}")).unwrap();
+    let deploy = Command::new(binary("cutover"))
+        .args(["local", "deploy"])
+        .arg(revision.path())
+        .args(["--hosts", &hosts.to_string(), "--json", "--state-dir"])
+        .arg(&serve.state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (deploy, revision)
+}
+
+/// The web app with a ValidateService that always fails.
+fn failing_webapp() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    cutover_tests::copy_dir(&repo_root().join("examples/webapp"), dir.path());
+    std::fs::write(
+        dir.path().join("scripts/validate.sh"),
+        "#!/bin/sh\necho 'the health check failed' >&2\nexit 3\n",
+    )
+    .unwrap();
+    dir
 }
 
 #[test]
 fn the_aws_cli_stops_a_local_deployment_at_its_next_safe_point() {
     let serve = Serve::start();
     // host-1's ApplicationStart runs for a while: the deployment is stopped meanwhile.
-    let slow = tempfile::tempdir().unwrap();
-    cutover_tests::copy_dir(&repo_root().join("examples/webapp"), slow.path());
-    slow_start(slow.path(), 3);
-    let deploy = Command::new(binary("cutover"))
-        .args(["local", "deploy"])
-        .arg(slow.path())
-        .args(["--hosts", "3", "--json", "--state-dir"])
-        .arg(&serve.state)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (deploy, _revision) = slow_local_deploy(&serve, 3, 3);
 
     // Wait until the deployment runs, then stop it through the API.
     let id = (0..200)
@@ -945,18 +954,7 @@ impl WaitBounded for Child {
 #[test]
 fn serve_finishes_a_local_deployment_whose_process_was_killed() {
     let serve = Serve::start();
-    let slow = tempfile::tempdir().unwrap();
-    cutover_tests::copy_dir(&repo_root().join("examples/webapp"), slow.path());
-    slow_start(slow.path(), 1);
-    let mut deploy = Command::new(binary("cutover"))
-        .args(["local", "deploy"])
-        .arg(slow.path())
-        .args(["--hosts", "2", "--json", "--state-dir"])
-        .arg(&serve.state)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut deploy, _revision) = slow_local_deploy(&serve, 2, 1);
     let id = (0..400)
         .find_map(|_| {
             let id = serve.ok(&["list-deployments"])["deployments"][0]
@@ -1028,13 +1026,7 @@ fn upload_revisions(revisions: &[(&str, &Path)]) -> String {
 #[test]
 fn the_aws_cli_deploys_s3_revisions_to_local_hosts() {
     let webapp = repo_root().join("examples/webapp");
-    let failing = tempfile::tempdir().unwrap();
-    cutover_tests::copy_dir(&webapp, failing.path());
-    std::fs::write(
-        failing.path().join("scripts/validate.sh"),
-        "#!/bin/sh\necho 'the health check failed' >&2\nexit 3\n",
-    )
-    .unwrap();
+    let failing = failing_webapp();
     let bucket = upload_revisions(&[("web/good.zip", &webapp), ("web/bad.zip", failing.path())]);
     let emulator = cutover_tests::emulator::Emulator::url();
     let serve = Serve::start_with(&[
