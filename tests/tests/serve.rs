@@ -18,6 +18,8 @@ struct Serve {
     state: PathBuf,
     /// The state directory, when the server made it; removed with it.
     _made: Option<tempfile::TempDir>,
+    /// More environment for the aws CLI (an S3 endpoint, for one).
+    client_env: Vec<(String, String)>,
 }
 
 impl Serve {
@@ -64,6 +66,7 @@ impl Serve {
             url,
             state: state.to_owned(),
             _made: None,
+            client_env: Vec::new(),
         }
     }
 
@@ -85,6 +88,7 @@ impl Serve {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_MAX_ATTEMPTS", "1")
             .env("NO_PROXY", "127.0.0.1,localhost")
+            .envs(self.client_env.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap_or_else(|e| panic!("{} runs: {e}", aws.display()))
     }
@@ -1029,7 +1033,7 @@ fn the_aws_cli_deploys_s3_revisions_to_local_hosts() {
     let failing = failing_webapp();
     let bucket = upload_revisions(&[("web/good.zip", &webapp), ("web/bad.zip", failing.path())]);
     let emulator = cutover_tests::emulator::Emulator::url();
-    let serve = Serve::start_with(&[
+    let mut serve = Serve::start_with(&[
         ("CUTOVER_ACCESS_KEY_ID", KEY_ID),
         ("CUTOVER_SECRET_ACCESS_KEY", SECRET),
         ("AWS_ACCESS_KEY_ID", "testing"),
@@ -1037,6 +1041,10 @@ fn the_aws_cli_deploys_s3_revisions_to_local_hosts() {
         ("AWS_REGION", "us-east-1"),
         ("AWS_ENDPOINT_URL_S3", &emulator),
     ]);
+    // The aws CLI's own S3 calls (`aws deploy push`) go to the emulator too.
+    serve
+        .client_env
+        .push(("AWS_ENDPOINT_URL_S3".into(), emulator.clone()));
     serve.ok(&["create-application", "--application-name", "Shop"]);
     serve.ok(&[
         "create-deployment-group",
@@ -1093,6 +1101,91 @@ fn the_aws_cli_deploys_s3_revisions_to_local_hosts() {
     assert_eq!(
         info["errorInformation"]["code"], "REVISION_MISSING",
         "{info}"
+    );
+
+    // `aws deploy push` zips a directory, uploads it, and registers it with the application;
+    // the revision it registered then deploys, and records where it was used.
+    let source = repo_root().join("examples/webapp");
+    let pushed = serve.aws(&[
+        "push",
+        "--application-name",
+        "Shop",
+        "--s3-location",
+        &format!("s3://{bucket}/web/pushed.zip"),
+        "--source",
+        source.to_str().unwrap(),
+        "--description",
+        "pushed by the aws CLI",
+    ]);
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+    let listed = serve.ok(&["list-application-revisions", "--application-name", "Shop"]);
+    let registered: Vec<&Value> = listed["revisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["s3Location"]["key"] == "web/pushed.zip")
+        .collect();
+    assert_eq!(registered.len(), 1, "{listed}");
+    let s3 = &registered[0]["s3Location"];
+    assert_eq!(s3["bundleType"], "zip");
+    let location = format!(
+        "bucket={bucket},key=web/pushed.zip,bundleType=zip,eTag={}",
+        s3["eTag"].as_str().unwrap()
+    );
+    let got = serve.ok(&[
+        "get-application-revision",
+        "--application-name",
+        "Shop",
+        "--s3-location",
+        &location,
+    ]);
+    assert_eq!(got["revisionInfo"]["description"], "pushed by the aws CLI");
+    assert!(got["revisionInfo"].get("firstUsedTime").is_none(), "{got}");
+    let created = serve.ok(&[
+        "create-deployment",
+        "--application-name",
+        "Shop",
+        "--deployment-group-name",
+        "Web",
+        "--s3-location",
+        &location,
+    ]);
+    let id = created["deploymentId"].as_str().unwrap();
+    assert_eq!(wait(id), Some(0));
+    let got = serve.ok(&[
+        "get-application-revision",
+        "--application-name",
+        "Shop",
+        "--s3-location",
+        &location,
+    ]);
+    assert_eq!(got["revisionInfo"]["deploymentGroups"], json!(["Web"]));
+    assert!(got["revisionInfo"]["firstUsedTime"].is_number(), "{got}");
+    let deployed = serve.ok(&[
+        "list-application-revisions",
+        "--application-name",
+        "Shop",
+        "--deployed",
+        "include",
+        "--s3-bucket",
+        &bucket,
+        "--s3-key-prefix",
+        "web/",
+    ]);
+    assert_eq!(
+        deployed["revisions"].as_array().unwrap().len(),
+        4,
+        "{deployed}"
+    );
+    serve.fails(
+        &[
+            "get-application-revision",
+            "--application-name",
+            "Shop",
+            "--s3-location",
+            &format!("bucket={bucket},key=web/never.zip,bundleType=zip"),
+        ],
+        "RevisionDoesNotExistException",
     );
 
     serve.fails(

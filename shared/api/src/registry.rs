@@ -1,13 +1,16 @@
-//! The registry port: where the API keeps applications, deployment groups and custom
-//! deployment configurations, and reads deployments.
+//! The registry port: where the API keeps applications, their revisions and deployment
+//! groups, and custom deployment configurations, and reads deployments.
 //! The local store and the DynamoDB table implement it.
 
 use std::future::Future;
 
 use cutover_core::DeploymentId;
+use cutover_core::Timestamp;
 use cutover_core::config::DeploymentConfigInfo;
 use cutover_core::machine::Deployment;
-use cutover_core::model::{ApplicationInfo, DeploymentGroupInfo};
+use cutover_core::model::{
+    ApplicationInfo, DeploymentGroupInfo, GenericRevisionInfo, RevisionLocation,
+};
 use cutover_engine::PortError;
 
 /// What [`Registry::delete_config`] did.
@@ -102,6 +105,37 @@ pub trait Registry: Send + Sync {
         application: Option<&str>,
         group: Option<&str>,
     ) -> impl Future<Output = Result<Vec<DeploymentId>, PortError>> + Send;
+
+    /// Registers a revision with an application, or updates the description of one registered
+    /// already; the revision as it stands after.
+    fn register_revision(
+        &self,
+        application: &str,
+        revision: &RevisionLocation,
+        description: Option<&str>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<GenericRevisionInfo, PortError>> + Send;
+
+    /// Records that `group` deploys a revision, registering it if it was not.
+    fn revision_used(
+        &self,
+        application: &str,
+        revision: &RevisionLocation,
+        group: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    fn revision(
+        &self,
+        application: &str,
+        revision: &RevisionLocation,
+    ) -> impl Future<Output = Result<Option<GenericRevisionInfo>, PortError>> + Send;
+
+    /// Every revision registered with an application, in the order they were registered.
+    fn revisions(
+        &self,
+        application: &str,
+    ) -> impl Future<Output = Result<Vec<(RevisionLocation, GenericRevisionInfo)>, PortError>> + Send;
 
     /// Saves a new custom configuration; false if one of that name exists already.
     fn create_config(

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::deployer::Deployer;
-use crate::ops::{applications, configs, deployments, groups};
+use crate::ops::{applications, configs, deployments, groups, revisions};
 use crate::registry::Registry;
 use crate::sigv4::{self, AccessKey};
 use crate::wire::{ApiError, ApiRequest, ApiResponse, ErrorKind, MAX_BODY};
@@ -93,7 +93,7 @@ impl<R: Registry, D: Deployer> Api<R, D> {
                 json(deployments::batch_get_instances(r, input(request)?).await)
             }
             "CreateDeployment" => {
-                json(deployments::create(r, &self.deployer, input(request)?).await)
+                json(deployments::create(r, &self.deployer, input(request)?, now).await)
             }
             "StopDeployment" => json(deployments::stop(r, &self.deployer, input(request)?).await),
             "ContinueDeployment" => json(
@@ -101,6 +101,12 @@ impl<R: Registry, D: Deployer> Api<R, D> {
                     .await
                     .map(|()| serde_json::json!({})),
             ),
+            "RegisterApplicationRevision" => {
+                json(revisions::register(r, input(request)?, now).await)
+            }
+            "GetApplicationRevision" => json(revisions::get(r, input(request)?).await),
+            "ListApplicationRevisions" => json(revisions::list(r, input(request)?).await),
+            "BatchGetApplicationRevisions" => json(revisions::batch_get(r, input(request)?).await),
             "CreateDeploymentConfig" => json(configs::create(r, input(request)?, now).await),
             "GetDeploymentConfig" => json(configs::get(r, input(request)?).await),
             "DeleteDeploymentConfig" => json(configs::delete(r, input(request)?).await),

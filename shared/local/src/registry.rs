@@ -3,9 +3,12 @@
 
 use cutover_api::{ConfigDeletion, Registry, Rename};
 use cutover_core::DeploymentId;
+use cutover_core::Timestamp;
 use cutover_core::config::DeploymentConfigInfo;
 use cutover_core::machine::Deployment;
-use cutover_core::model::{ApplicationInfo, DeploymentGroupInfo};
+use cutover_core::model::{
+    ApplicationInfo, DeploymentGroupInfo, GenericRevisionInfo, RevisionLocation,
+};
 use cutover_engine::PortError;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
@@ -78,7 +81,7 @@ impl LocalStore {
                 params![name, new_name, group, serde_json::to_string(&info)?],
             )?;
         }
-        for table in ["hosts", "traffic"] {
+        for table in ["hosts", "traffic", "revisions"] {
             tx.execute(
                 &format!("UPDATE {table} SET application = ?2 WHERE application = ?1"),
                 params![name, new_name],
@@ -97,6 +100,7 @@ impl LocalStore {
             "DELETE FROM groups WHERE application = ?1",
             "DELETE FROM hosts WHERE application = ?1",
             "DELETE FROM traffic WHERE application = ?1",
+            "DELETE FROM revisions WHERE application = ?1",
         ] {
             tx.execute(sql, [name])?;
         }
@@ -203,6 +207,71 @@ impl LocalStore {
         ids.iter().map(|id| parse_id(id)).collect()
     }
 
+    /// Changes the registered revision with `change`, registering it first (with `new`) if
+    /// it is not; the revision as saved.
+    fn with_revision(
+        &self,
+        application: &str,
+        revision: &RevisionLocation,
+        new: impl FnOnce() -> GenericRevisionInfo,
+        change: impl FnOnce(&mut GenericRevisionInfo),
+    ) -> Result<GenericRevisionInfo, StoreError> {
+        let location = serde_json::to_string(revision)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found: Option<String> = tx
+            .query_row(
+                "SELECT info FROM revisions WHERE application = ?1 AND location = ?2",
+                params![application, location],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let mut info = match found {
+            Some(info) => serde_json::from_str(&info)?,
+            None => new(),
+        };
+        change(&mut info);
+        tx.execute(
+            "INSERT INTO revisions (application, location, seq, info)
+             VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM revisions), ?3)
+             ON CONFLICT (application, location) DO UPDATE SET info = excluded.info",
+            params![application, location, serde_json::to_string(&info)?],
+        )?;
+        tx.commit()?;
+        Ok(info)
+    }
+
+    pub fn revision(
+        &self,
+        application: &str,
+        revision: &RevisionLocation,
+    ) -> Result<Option<GenericRevisionInfo>, StoreError> {
+        let info: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT info FROM revisions WHERE application = ?1 AND location = ?2",
+                params![application, serde_json::to_string(revision)?],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(info.map(|i| serde_json::from_str(&i)).transpose()?)
+    }
+
+    pub fn revisions(
+        &self,
+        application: &str,
+    ) -> Result<Vec<(RevisionLocation, GenericRevisionInfo)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT location, info FROM revisions WHERE application = ?1 ORDER BY seq")?;
+        let rows: Vec<(String, String)> = stmt
+            .query_map([application], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        rows.iter()
+            .map(|(l, i)| Ok((serde_json::from_str(l)?, serde_json::from_str(i)?)))
+            .collect()
+    }
+
     pub fn config_names(&self) -> Result<Vec<String>, StoreError> {
         names(&self.conn(), "SELECT name FROM configs ORDER BY name")
     }
@@ -300,6 +369,57 @@ impl Registry for LocalStore {
         group: Option<&str>,
     ) -> Result<Vec<DeploymentId>, PortError> {
         Ok(LocalStore::deployment_ids(self, application, group)?)
+    }
+
+    async fn register_revision(
+        &self,
+        application: &str,
+        revision: &RevisionLocation,
+        description: Option<&str>,
+        now: Timestamp,
+    ) -> Result<GenericRevisionInfo, PortError> {
+        let description = description.map(str::to_owned);
+        Ok(self.with_revision(
+            application,
+            revision,
+            || GenericRevisionInfo::registered(None, now),
+            |info| {
+                if description.is_some() {
+                    info.description = description;
+                }
+            },
+        )?)
+    }
+
+    async fn revision_used(
+        &self,
+        application: &str,
+        revision: &RevisionLocation,
+        group: &str,
+        now: Timestamp,
+    ) -> Result<(), PortError> {
+        self.with_revision(
+            application,
+            revision,
+            || GenericRevisionInfo::registered(None, now),
+            |info| info.used_by(group, now),
+        )?;
+        Ok(())
+    }
+
+    async fn revision(
+        &self,
+        application: &str,
+        revision: &RevisionLocation,
+    ) -> Result<Option<GenericRevisionInfo>, PortError> {
+        Ok(LocalStore::revision(self, application, revision)?)
+    }
+
+    async fn revisions(
+        &self,
+        application: &str,
+    ) -> Result<Vec<(RevisionLocation, GenericRevisionInfo)>, PortError> {
+        Ok(LocalStore::revisions(self, application)?)
     }
 
     async fn create_config(&self, config: &DeploymentConfigInfo) -> Result<bool, PortError> {

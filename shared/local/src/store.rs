@@ -78,6 +78,13 @@ CREATE TABLE IF NOT EXISTS applications (
     name TEXT PRIMARY KEY,
     info TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS revisions (
+    application TEXT NOT NULL,
+    location TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    info TEXT NOT NULL,
+    PRIMARY KEY (application, location)
+);
 CREATE TABLE IF NOT EXISTS configs (
     name TEXT PRIMARY KEY,
     info TEXT NOT NULL

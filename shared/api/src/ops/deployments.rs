@@ -631,6 +631,7 @@ pub async fn create(
     registry: &impl Registry,
     deployer: &impl Deployer,
     input: CreateInput,
+    now: Timestamp,
 ) -> Result<CreateOutput, ApiError> {
     let app = application_name(input.application_name.as_deref())?;
     let group_name = group_name(input.deployment_group_name.as_deref())?;
@@ -691,6 +692,10 @@ pub async fn create(
         .create(request)
         .await
         .map_err(internal("creating the deployment"))?;
+    registry
+        .revision_used(app, &d.revision, group_name, now)
+        .await
+        .map_err(internal("registering the deployment's revision"))?;
     Ok(CreateOutput {
         deployment_id: d.deployment_id,
     })

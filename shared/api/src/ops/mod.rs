@@ -5,6 +5,7 @@ pub mod applications;
 pub mod configs;
 pub mod deployments;
 pub mod groups;
+pub mod revisions;
 
 use cutover_core::model::{ApplicationInfo, DeploymentGroupInfo};
 use cutover_engine::PortError;
@@ -16,10 +17,10 @@ use crate::wire::ApiError;
 pub const PAGE_SIZE: usize = 100;
 
 /// One page of `names` from `next_token` on, and the token of the page after it.
-pub fn page(
-    names: Vec<String>,
+pub fn page<T: Clone>(
+    names: Vec<T>,
     next_token: Option<&str>,
-) -> Result<(Vec<String>, Option<String>), ApiError> {
+) -> Result<(Vec<T>, Option<String>), ApiError> {
     let start = match next_token {
         None | Some("") => 0,
         Some(t) => t
@@ -100,12 +101,12 @@ pub async fn existing_group(
 
 /// The names a Batch operation was given: `required` if there are none, and no more than
 /// `max` (`BatchLimitExceededException`). `what` names them in messages ("application names").
-pub fn batch(
-    names: Option<Vec<String>>,
+pub fn batch<T>(
+    names: Option<Vec<T>>,
     what: &str,
     max: usize,
     required: &'static str,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<T>, ApiError> {
     let names = names.unwrap_or_default();
     if names.is_empty() {
         return Err(ApiError::codedeploy(
@@ -177,6 +178,9 @@ mod tests {
             let e = page(names.clone(), Some(bad)).unwrap_err();
             assert_eq!(e.kind.name(), "InvalidNextTokenException", "{bad}");
         }
-        assert_eq!(page(Vec::new(), None).unwrap(), (Vec::new(), None));
+        assert_eq!(
+            page(Vec::<String>::new(), None).unwrap(),
+            (Vec::new(), None)
+        );
     }
 }

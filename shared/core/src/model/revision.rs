@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::time::Timestamp;
+
 use super::wire_enum;
 
 wire_enum! {
@@ -48,6 +50,42 @@ pub struct AppSpecContent {
     pub content: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+}
+
+/// CodeDeploy's `genericRevisionInfo`: what is known of a revision registered with an
+/// application, or used by one of its deployments.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GenericRevisionInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub deployment_groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_used_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_time: Option<Timestamp>,
+    pub register_time: Timestamp,
+}
+
+impl GenericRevisionInfo {
+    /// A revision registered at `now`.
+    pub fn registered(description: Option<String>, now: Timestamp) -> Self {
+        GenericRevisionInfo {
+            description,
+            register_time: now,
+            ..Default::default()
+        }
+    }
+
+    /// Records that `group` deployed the revision at `now`.
+    pub fn used_by(&mut self, group: &str, now: Timestamp) {
+        self.first_used_time.get_or_insert(now);
+        self.last_used_time = Some(now);
+        if !self.deployment_groups.iter().any(|g| g == group) {
+            self.deployment_groups.push(group.to_owned());
+        }
+    }
 }
 
 /// The inline content does not match the SHA-256 given with it.
