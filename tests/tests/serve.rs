@@ -642,8 +642,11 @@ fn deployment_groups_that_cutover_cannot_deploy_are_refused() {
         ],
         "InvalidLoadBalancerInfoException",
     );
-    let err = refused(&["--tags", "Key=team,Value=web"], "InvalidInputException");
-    assert!(err.contains("tags"), "{err}");
+    let err = refused(
+        &["--tags", &format!("Key={},Value=x", "k".repeat(129))],
+        "InvalidTagsToAddException",
+    );
+    assert!(err.contains("128"), "{err}");
     refused(
         &[
             "--ec2-tag-filters",
@@ -1221,5 +1224,99 @@ fn the_aws_cli_deploys_s3_revisions_to_local_hosts() {
             "repository=me/site,commitId=0123456789abcdef0123456789abcdef01234567",
         ],
         "InvalidRevisionException",
+    );
+}
+
+#[test]
+fn the_aws_cli_tags_applications_and_groups_by_arn() {
+    let serve = Serve::start();
+    let app_arn = "arn:aws:codedeploy:us-east-1:123456789012:application:Shop";
+    let group_arn =
+        |app: &str| format!("arn:aws:codedeploy:us-east-1:123456789012:deploymentgroup:{app}/Web");
+    serve.ok(&[
+        "create-application",
+        "--application-name",
+        "Shop",
+        "--tags",
+        "Key=team,Value=web",
+    ]);
+    serve.ok(&[
+        "create-deployment-group",
+        "--application-name",
+        "Shop",
+        "--deployment-group-name",
+        "Web",
+        "--service-role-arn",
+        ROLE,
+        "--tags",
+        "Key=env,Value=prod",
+    ]);
+    let tags =
+        |arn: &str| serve.ok(&["list-tags-for-resource", "--resource-arn", arn])["Tags"].clone();
+    assert_eq!(tags(app_arn), json!([{"Key": "team", "Value": "web"}]));
+    assert_eq!(
+        tags(&group_arn("Shop")),
+        json!([{"Key": "env", "Value": "prod"}])
+    );
+
+    serve.ok(&[
+        "tag-resource",
+        "--resource-arn",
+        app_arn,
+        "--tags",
+        "Key=team,Value=api",
+        "Key=cost,Value=42",
+    ]);
+    assert_eq!(
+        tags(app_arn),
+        json!([{"Key": "team", "Value": "api"}, {"Key": "cost", "Value": "42"}])
+    );
+    serve.ok(&[
+        "untag-resource",
+        "--resource-arn",
+        app_arn,
+        "--tag-keys",
+        "cost",
+    ]);
+    assert_eq!(tags(app_arn), json!([{"Key": "team", "Value": "api"}]));
+
+    // A renamed application keeps its tags and its groups'.
+    serve.ok(&[
+        "update-application",
+        "--application-name",
+        "Shop",
+        "--new-application-name",
+        "Store",
+    ]);
+    assert_eq!(
+        tags("arn:aws:codedeploy:us-east-1:123456789012:application:Store"),
+        json!([{"Key": "team", "Value": "api"}])
+    );
+    assert_eq!(
+        tags(&group_arn("Store")),
+        json!([{"Key": "env", "Value": "prod"}])
+    );
+
+    serve.fails(
+        &["list-tags-for-resource", "--resource-arn", app_arn],
+        "ApplicationDoesNotExistException",
+    );
+    serve.fails(
+        &[
+            "list-tags-for-resource",
+            "--resource-arn",
+            "arn:aws:s3:::bucket",
+        ],
+        "InvalidArnException",
+    );
+    serve.fails(
+        &[
+            "tag-resource",
+            "--resource-arn",
+            "arn:aws:codedeploy:us-east-1:123456789012:deploymentconfig:Mine",
+            "--tags",
+            "Key=a,Value=b",
+        ],
+        "ArnNotSupportedException",
     );
 }

@@ -13,6 +13,8 @@ use cutover_core::model::{
 };
 use cutover_engine::PortError;
 
+use crate::ops::tags::Tag;
+
 /// What [`Registry::delete_config`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigDeletion {
@@ -49,15 +51,15 @@ pub trait Registry: Send + Sync {
     /// Every application's name, in order.
     fn application_names(&self) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
 
-    /// Renames an application and the deployment groups filed under it.
+    /// Renames an application and the deployment groups filed under it, with their tags.
     fn rename_application(
         &self,
         name: &str,
         new_name: &str,
     ) -> impl Future<Output = Result<Rename, PortError>> + Send;
 
-    /// Deletes an application and its deployment groups (its deployments stay, as CodeDeploy
-    /// keeps them); nothing happens if there is none of that name.
+    /// Deletes an application and its deployment groups, with their tags (its deployments stay,
+    /// as CodeDeploy keeps them); nothing happens if there is none of that name.
     fn delete_application(&self, name: &str) -> impl Future<Output = Result<(), PortError>> + Send;
 
     /// Saves a new deployment group; false if its application has one of that name already.
@@ -136,6 +138,16 @@ pub trait Registry: Send + Sync {
         &self,
         application: &str,
     ) -> impl Future<Output = Result<Vec<(RevisionLocation, GenericRevisionInfo)>, PortError>> + Send;
+
+    /// The tags of a resource, by its key ([`crate::ops::tags::Tagged::key`]).
+    fn tags(&self, resource: &str) -> impl Future<Output = Result<Vec<Tag>, PortError>> + Send;
+
+    /// Replaces the tags of a resource.
+    fn set_tags(
+        &self,
+        resource: &str,
+        tags: &[Tag],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 
     /// Saves a new custom configuration; false if one of that name exists already.
     fn create_config(

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::deployer::Deployer;
-use crate::ops::{applications, configs, deployments, groups, revisions};
+use crate::ops::{applications, configs, deployments, groups, revisions, tags};
 use crate::registry::Registry;
 use crate::sigv4::{self, AccessKey};
 use crate::wire::{ApiError, ApiRequest, ApiResponse, ErrorKind, MAX_BODY};
@@ -107,6 +107,9 @@ impl<R: Registry, D: Deployer> Api<R, D> {
             "GetApplicationRevision" => json(revisions::get(r, input(request)?).await),
             "ListApplicationRevisions" => json(revisions::list(r, input(request)?).await),
             "BatchGetApplicationRevisions" => json(revisions::batch_get(r, input(request)?).await),
+            "TagResource" => json(tags::tag(r, input(request)?).await),
+            "UntagResource" => json(tags::untag(r, input(request)?).await),
+            "ListTagsForResource" => json(tags::list(r, input(request)?).await),
             "CreateDeploymentConfig" => json(configs::create(r, input(request)?, now).await),
             "GetDeploymentConfig" => json(configs::get(r, input(request)?).await),
             "DeleteDeploymentConfig" => json(configs::delete(r, input(request)?).await),

@@ -1,6 +1,7 @@
 //! The API's registry in the local store: applications in their own table, custom
 //! configurations beside the deployment groups that may use them.
 
+use cutover_api::ops::tags::Tag;
 use cutover_api::{ConfigDeletion, Registry, Rename};
 use cutover_core::DeploymentId;
 use cutover_core::Timestamp;
@@ -87,6 +88,22 @@ impl LocalStore {
                 params![name, new_name],
             )?;
         }
+        tx.execute(
+            "UPDATE tags SET resource = ?2 WHERE resource = ?1",
+            params![
+                format!("application:{name}"),
+                format!("application:{new_name}")
+            ],
+        )?;
+        let (old_groups, new_groups) = (
+            format!("deploymentgroup:{name}/"),
+            format!("deploymentgroup:{new_name}/"),
+        );
+        tx.execute(
+            "UPDATE tags SET resource = ?2 || substr(resource, length(?1) + 1)
+             WHERE substr(resource, 1, length(?1)) = ?1",
+            params![old_groups, new_groups],
+        )?;
         tx.commit()?;
         Ok(Rename::Renamed)
     }
@@ -101,6 +118,9 @@ impl LocalStore {
             "DELETE FROM hosts WHERE application = ?1",
             "DELETE FROM traffic WHERE application = ?1",
             "DELETE FROM revisions WHERE application = ?1",
+            "DELETE FROM tags WHERE resource = 'application:' || ?1
+                 OR substr(resource, 1, length('deploymentgroup:' || ?1 || '/'))
+                    = 'deploymentgroup:' || ?1 || '/'",
         ] {
             tx.execute(sql, [name])?;
         }
@@ -167,6 +187,13 @@ impl LocalStore {
                 params![app, current_name, new_name],
             )?;
         }
+        tx.execute(
+            "UPDATE tags SET resource = ?2 WHERE resource = ?1",
+            params![
+                format!("deploymentgroup:{app}/{current_name}"),
+                format!("deploymentgroup:{app}/{new_name}")
+            ],
+        )?;
         tx.commit()?;
         Ok(Rename::Renamed)
     }
@@ -185,6 +212,10 @@ impl LocalStore {
                 [application, name],
             )?;
         }
+        tx.execute(
+            "DELETE FROM tags WHERE resource = ?1",
+            [format!("deploymentgroup:{application}/{name}")],
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -270,6 +301,30 @@ impl LocalStore {
         rows.iter()
             .map(|(l, i)| Ok((serde_json::from_str(l)?, serde_json::from_str(i)?)))
             .collect()
+    }
+
+    pub fn tags(&self, resource: &str) -> Result<Vec<Tag>, StoreError> {
+        let tags: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT tags FROM tags WHERE resource = ?1",
+                [resource],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(tags
+            .map(|t| serde_json::from_str(&t))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    pub fn set_tags(&self, resource: &str, tags: &[Tag]) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO tags (resource, tags) VALUES (?1, ?2)
+             ON CONFLICT (resource) DO UPDATE SET tags = excluded.tags",
+            params![resource, serde_json::to_string(tags)?],
+        )?;
+        Ok(())
     }
 
     pub fn config_names(&self) -> Result<Vec<String>, StoreError> {
@@ -420,6 +475,14 @@ impl Registry for LocalStore {
         application: &str,
     ) -> Result<Vec<(RevisionLocation, GenericRevisionInfo)>, PortError> {
         Ok(LocalStore::revisions(self, application)?)
+    }
+
+    async fn tags(&self, resource: &str) -> Result<Vec<Tag>, PortError> {
+        Ok(LocalStore::tags(self, resource)?)
+    }
+
+    async fn set_tags(&self, resource: &str, tags: &[Tag]) -> Result<(), PortError> {
+        Ok(LocalStore::set_tags(self, resource, tags)?)
     }
 
     async fn create_config(&self, config: &DeploymentConfigInfo) -> Result<bool, PortError> {

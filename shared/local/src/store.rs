@@ -85,6 +85,10 @@ CREATE TABLE IF NOT EXISTS revisions (
     info TEXT NOT NULL,
     PRIMARY KEY (application, location)
 );
+CREATE TABLE IF NOT EXISTS tags (
+    resource TEXT PRIMARY KEY,
+    tags TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS configs (
     name TEXT PRIMARY KEY,
     info TEXT NOT NULL

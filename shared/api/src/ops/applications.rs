@@ -7,6 +7,7 @@ use cutover_engine::ids;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::tags::{self, Tag, Tagged};
 use super::{application_name, batch, existing_application, internal, page};
 use crate::registry::{Registry, Rename};
 use crate::wire::ApiError;
@@ -27,7 +28,7 @@ pub struct CreateInput {
     application_name: Option<String>,
     compute_platform: Option<ComputePlatform>,
     #[serde(default)]
-    tags: Vec<Value>,
+    tags: Vec<Tag>,
 }
 
 pub async fn create(
@@ -36,12 +37,8 @@ pub async fn create(
     now: Timestamp,
 ) -> Result<Value, ApiError> {
     let name = application_name(input.application_name.as_deref())?;
-    if !input.tags.is_empty() {
-        return Err(ApiError::codedeploy(
-            "InvalidTagsToAddException",
-            "cutover does not keep tags on applications yet; create the application without --tags",
-        ));
-    }
+    // Checked before anything is saved.
+    tags::merged(Vec::new(), input.tags.clone())?;
     let app = ApplicationInfo {
         application_id: ids::uuid(),
         application_name: name.to_owned(),
@@ -59,6 +56,9 @@ pub async fn create(
             "ApplicationAlreadyExistsException",
             format!("The application {name} already exists with the IAM user or AWS account."),
         ));
+    }
+    if !input.tags.is_empty() {
+        tags::add(registry, &Tagged::Application(name.to_owned()), input.tags).await?;
     }
     Ok(json!({ "applicationId": app.application_id }))
 }

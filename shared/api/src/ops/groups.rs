@@ -13,6 +13,7 @@ use cutover_engine::ids;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::tags::{Tag, Tagged};
 use super::{
     application_name, batch, existing_application, existing_group, group_does_not_exist,
     group_name, internal, page,
@@ -50,10 +51,6 @@ const NOT_YET: &[(&str, &str)] = &[
     (
         "terminationHookEnabled",
         "cutover does not run deployments on Auto Scaling scale-in yet; leave out terminationHookEnabled",
-    ),
-    (
-        "tags",
-        "cutover does not keep tags on deployment groups yet; create the group without tags",
     ),
 ];
 
@@ -240,7 +237,14 @@ async fn checked(
 }
 
 pub async fn create(registry: &impl Registry, input: Value) -> Result<Value, ApiError> {
-    let input = object(input, &["applicationName", "deploymentGroupName"])?;
+    let input = object(input, &["applicationName", "deploymentGroupName", "tags"])?;
+    let tags: Vec<Tag> = match input.get("tags") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(t) => serde_json::from_value(t.clone())
+            .map_err(|e| ApiError::codedeploy("InvalidTagsToAddException", format!("tags: {e}")))?,
+    };
+    // Checked before anything is saved.
+    super::tags::merged(Vec::new(), tags.clone())?;
     let app = application_name(text(&input, "applicationName"))?.to_owned();
     let name = group_name(text(&input, "deploymentGroupName"))?.to_owned();
     if text(&input, "serviceRoleArn").is_none_or(str::is_empty) {
@@ -266,6 +270,13 @@ pub async fn create(registry: &impl Registry, input: Value) -> Result<Value, Api
             "DeploymentGroupAlreadyExistsException",
             format!("The deployment group {name} already exists with the application {app}."),
         ));
+    }
+    if !tags.is_empty() {
+        let resource = Tagged::Group {
+            application: app.clone(),
+            group: name.clone(),
+        };
+        super::tags::add(registry, &resource, tags).await?;
     }
     Ok(json!({ "deploymentGroupId": group.deployment_group_id }))
 }

@@ -6,6 +6,7 @@ pub mod configs;
 pub mod deployments;
 pub mod groups;
 pub mod revisions;
+pub mod tags;
 
 use cutover_core::model::{ApplicationInfo, DeploymentGroupInfo};
 use cutover_engine::PortError;
