@@ -31,6 +31,18 @@ impl Serve {
         ])
     }
 
+    /// Starts the server with the test's key pair, reading S3 revisions from the emulator.
+    fn start_reading_s3(emulator: &str) -> Serve {
+        Serve::start_with(&[
+            ("CUTOVER_ACCESS_KEY_ID", KEY_ID),
+            ("CUTOVER_SECRET_ACCESS_KEY", SECRET),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL_S3", emulator),
+        ])
+    }
+
     /// Starts the server on a fresh state directory, with `env`.
     fn start_with(env: &[(&str, &str)]) -> Serve {
         let made = tempfile::tempdir().unwrap();
@@ -1036,14 +1048,7 @@ fn the_aws_cli_deploys_s3_revisions_to_local_hosts() {
     let failing = failing_webapp();
     let bucket = upload_revisions(&[("web/good.zip", &webapp), ("web/bad.zip", failing.path())]);
     let emulator = cutover_tests::emulator::Emulator::url();
-    let mut serve = Serve::start_with(&[
-        ("CUTOVER_ACCESS_KEY_ID", KEY_ID),
-        ("CUTOVER_SECRET_ACCESS_KEY", SECRET),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL_S3", &emulator),
-    ]);
+    let mut serve = Serve::start_reading_s3(&emulator);
     // The aws CLI's own S3 calls (`aws deploy push`) go to the emulator too.
     serve
         .client_env
@@ -1318,5 +1323,39 @@ fn the_aws_cli_tags_applications_and_groups_by_arn() {
             "Key=a,Value=b",
         ],
         "ArnNotSupportedException",
+    );
+}
+
+#[test]
+fn boto3_runs_the_same_flow() {
+    let failing = failing_webapp();
+    let webapp = repo_root().join("examples/webapp");
+    let bucket = upload_revisions(&[("boto/good.zip", &webapp), ("boto/bad.zip", failing.path())]);
+    let serve = Serve::start_reading_s3(&cutover_tests::emulator::Emulator::url());
+    let out = Command::new(venv("python"))
+        .arg(repo_root().join("tests/python/boto3_flow.py"))
+        .args([serve.url.as_str(), &bucket, "boto/good.zip", "boto/bad.zip"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &serve.state)
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "the boto3 flow failed:\n{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("errors are CodeDeploy's exceptions"),
+        "{}",
+        stdout(&out)
     );
 }
