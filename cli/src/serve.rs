@@ -126,8 +126,8 @@ fn keys(dir: &Path) -> anyhow::Result<Vec<AccessKey>> {
             .with_context(|| format!("{} is not a key pair file", path.display()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let file = KeysFile {
-                access_key_id: format!("AKCU{}", token(16)),
-                secret_access_key: token(40),
+                access_key_id: format!("AKCU{}", token(16)?),
+                secret_access_key: token(40)?,
             };
             write_private(&path, &serde_json::to_vec_pretty(&file)?)?;
             eprintln!(
@@ -144,19 +144,24 @@ fn keys(dir: &Path) -> anyhow::Result<Vec<AccessKey>> {
     }])
 }
 
-/// `len` characters from [A-Z0-9], about 5.2 bits each.
-fn token(len: usize) -> String {
+/// `len` characters from [A-Z0-9], drawn from the operating system's random source: about
+/// 5.2 bits each, so the 40 of a secret carry over 200.
+fn token(len: usize) -> anyhow::Result<String> {
     const ALPHABET: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut out = String::with_capacity(len);
-    let mut bits = entropy();
-    for i in 0..len {
-        if i % 12 == 0 {
-            bits = entropy();
-        }
-        out.push(ALPHABET[(bits % 36) as usize] as char);
-        bits /= 36;
+    let mut bytes = [0u8; 64];
+    while out.len() < len {
+        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
+        // 252 is the largest multiple of 36 below 256: larger bytes would favour some letters.
+        out.extend(
+            bytes
+                .iter()
+                .filter(|&&b| b < 252)
+                .map(|&b| ALPHABET[usize::from(b % 36)] as char)
+                .take(len - out.len()),
+        );
     }
-    out
+    Ok(out)
 }
 
 /// Writes a file only its owner may read.
@@ -250,4 +255,21 @@ async fn answer(api: &LocalApi, request: Request<Incoming>) -> Response<Full<Byt
         out.headers_mut().insert("x-amzn-requestid", v);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_uppercase_letters_and_digits_and_differ() {
+        let (a, b) = (token(40).unwrap(), token(40).unwrap());
+        assert_eq!(a.len(), 40);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()),
+            "{a}"
+        );
+        assert_ne!(a, b);
+    }
 }
