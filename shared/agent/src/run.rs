@@ -129,10 +129,7 @@ pub fn run(
 
 /// The time now, as lifecycle events are stamped with it.
 pub fn now() -> Timestamp {
-    let millis = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    Timestamp::from_millis(millis)
+    SystemTime::now().into()
 }
 
 fn success() -> Diagnostics {

@@ -62,7 +62,7 @@ impl<R: Registry, D: Deployer> Api<R, D> {
             ));
         }
         sigv4::verify(request, SERVICE, self.keys.as_slice(), now)?;
-        let now = timestamp(now);
+        let now = Timestamp::from(now);
         let r = &*self.registry;
         match request.operation()? {
             "CreateApplication" => json(applications::create(r, input(request)?, now).await),
@@ -128,11 +128,4 @@ fn input<T: DeserializeOwned>(request: &ApiRequest) -> Result<T, ApiError> {
 
 fn json(output: Result<impl Serialize, ApiError>) -> Result<ApiResponse, ApiError> {
     output.map(|o| ApiResponse::ok(&o))
-}
-
-fn timestamp(t: SystemTime) -> Timestamp {
-    let millis = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    Timestamp::from_millis(millis)
 }

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
@@ -21,6 +21,7 @@ use cutover_core::{TargetId, Timestamp};
 use cutover_engine::{PortError, TrafficRouter};
 
 use crate::error::port_error as sdk_error;
+use crate::now;
 
 /// The most targets sent in one RegisterTargets or DeregisterTargets call.
 const TARGETS_PER_CALL: usize = 100;
@@ -681,11 +682,4 @@ fn seconds(d: Duration) -> String {
     } else {
         format!("{:.1}s", d.as_secs_f64())
     }
-}
-
-fn now() -> Timestamp {
-    let millis = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    Timestamp::from_millis(millis)
 }

@@ -8,19 +8,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::tags::{self, Tag, Tagged};
-use super::{application_name, batch, existing_application, internal, page};
+use super::{
+    application_does_not_exist, application_name, batch, existing_application, internal, page,
+};
 use crate::registry::{Registry, Rename};
 use crate::wire::ApiError;
 
 /// The most names one BatchGetApplications takes.
 const MAX_BATCH: usize = 100;
-
-fn does_not_exist(name: &str) -> ApiError {
-    ApiError::codedeploy(
-        "ApplicationDoesNotExistException",
-        format!("No application found for name: {name}"),
-    )
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -115,7 +110,7 @@ pub async fn update(registry: &impl Registry, input: UpdateInput) -> Result<Valu
         .map_err(internal("renaming the application"))?
     {
         Rename::Renamed => Ok(json!({})),
-        Rename::Missing => Err(does_not_exist(name)),
+        Rename::Missing => Err(application_does_not_exist(name)),
         Rename::NameTaken => Err(ApiError::codedeploy(
             "ApplicationAlreadyExistsException",
             format!("The application {new_name} already exists with the IAM user or AWS account."),

@@ -72,12 +72,14 @@ pub async fn existing_application(
         .application(name)
         .await
         .map_err(internal("reading the application"))?
-        .ok_or_else(|| {
-            ApiError::codedeploy(
-                "ApplicationDoesNotExistException",
-                format!("No application found for name: {name}"),
-            )
-        })
+        .ok_or_else(|| application_does_not_exist(name))
+}
+
+pub fn application_does_not_exist(name: &str) -> ApiError {
+    ApiError::codedeploy(
+        "ApplicationDoesNotExistException",
+        format!("No application found for name: {name}"),
+    )
 }
 
 pub fn group_does_not_exist(app: &str, group: &str) -> ApiError {
