@@ -25,9 +25,11 @@ use cutover_aws::store::{DynamoStore, S3Trigger};
 use cutover_aws::{autoscaling, dynamodb, ec2, ssm};
 use serde_json::{Value, json};
 
+use crate::awscli::{KEY_ID, SECRET};
 use crate::emulator::{Emulator, Queue, unique};
 use crate::events::{EventSource, s3_object_created_event};
 use crate::lambda::Function;
+use crate::url::FunctionUrl;
 use crate::{binary, repo_root};
 
 /// How long a received step stays hidden: long enough for any step, short enough that a
@@ -46,6 +48,8 @@ pub struct Stack {
     pub store: DynamoStore,
     /// The value of the `cutover-test` tag on this stack's instances.
     pub tag: String,
+    /// The functions' environment.
+    pub env: Vec<(String, String)>,
     sources: Vec<EventSource>,
 }
 
@@ -169,8 +173,27 @@ impl Stack {
             functions,
             store,
             tag: name,
+            env,
             sources,
         }
+    }
+
+    /// Starts the api function behind a function URL, with the tests' key pair in an SSM
+    /// SecureString parameter, as the template sets it up.
+    pub async fn api(&self) -> FunctionUrl {
+        let parameter = format!("/{}/api-keys", self.tag);
+        let keys = json!({"AccessKeyId": KEY_ID, "SecretAccessKey": SECRET});
+        ssm::Client::new(self.emulator.config())
+            .put_parameter()
+            .name(&parameter)
+            .value(keys.to_string())
+            .r#type(ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .expect("the keys' parameter is created");
+        let mut env = self.env.clone();
+        env.push(("CUTOVER_API_KEYS_PARAMETER".into(), parameter));
+        FunctionUrl::start(Arc::new(Function::start(&binary("api"), &env)))
     }
 
     /// Runs `n` instances tagged `cutover-test=<this stack>` plus `tags`; their ids, sorted.
@@ -358,10 +381,12 @@ impl Stack {
         }
     }
 
-    /// Waits until every step queue is empty: nothing visible, in flight or delayed.
+    /// Waits until every step queue is empty: nothing visible, in flight or delayed, in two
+    /// looks a moment apart (a step moving between queues can slip past one look).
     pub async fn settled(&self, within: Duration) {
         let deadline = Instant::now() + within;
         let sqs = self.emulator.sqs();
+        let mut idle_looks = 0;
         'poll: loop {
             assert!(
                 Instant::now() < deadline,
@@ -385,11 +410,16 @@ impl Stack {
                 .iter()
                 .any(|a| attrs.get(a).is_some_and(|n| n != "0"));
                 if busy {
+                    idle_looks = 0;
                     tokio::time::sleep(Duration::from_millis(250)).await;
                     continue 'poll;
                 }
             }
-            return;
+            idle_looks += 1;
+            if idle_looks == 2 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 

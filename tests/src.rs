@@ -4,12 +4,15 @@
 //! executables and the repository's own files (examples, fixtures), and runs the function
 //! binaries the way AWS Lambda does, against the AWS emulator: [`lambda::Function`] serves a
 //! function the Lambda Runtime API, [`events::EventSource`] feeds it from an SQS queue, and
-//! [`emulator::Emulator`] reaches the emulator.
+//! [`emulator::Emulator`] reaches the emulator. [`url::FunctionUrl`] puts a function URL in
+//! front of a function, and [`awscli::Clients`] points the aws CLI and boto3 at an endpoint.
 
+pub mod awscli;
 pub mod cloud;
 pub mod emulator;
 pub mod events;
 pub mod lambda;
+pub mod url;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -72,4 +75,32 @@ pub fn copy_dir(from: &Path, to: &Path) {
                 .unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
         }
     }
+}
+
+/// The sample web app, `examples/webapp`.
+pub fn webapp() -> PathBuf {
+    repo_root().join("examples/webapp")
+}
+
+/// A copy of the web app whose ValidateService always fails.
+pub fn failing_webapp() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&webapp(), dir.path());
+    std::fs::write(
+        dir.path().join("scripts/validate.sh"),
+        "#!/bin/sh\necho 'the health check failed' >&2\nexit 3\n",
+    )
+    .unwrap();
+    dir
+}
+
+/// A copy of the web app whose ApplicationStart takes `seconds` longer.
+pub fn slow_webapp(seconds: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&webapp(), dir.path());
+    let path = dir.path().join("scripts/start.sh");
+    let script = std::fs::read_to_string(&path).unwrap();
+    let (shebang, rest) = script.split_once('\n').unwrap();
+    std::fs::write(&path, format!("{shebang}\nsleep {seconds}\n{rest}")).unwrap();
+    dir
 }

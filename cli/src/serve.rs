@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use cutover_api::wire::MAX_BODY;
 use cutover_api::{AccessKey, Api, ApiError, ApiRequest, ApiResponse, ErrorKind};
@@ -21,7 +21,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use serde::{Deserialize, Serialize};
 
 use crate::Outcome;
 use crate::local::StateDir;
@@ -36,14 +35,6 @@ pub struct ServeArgs {
     /// The address to listen on. Anything but a loopback address exposes the API to the network
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7447")]
     listen: SocketAddr,
-}
-
-/// The key pair file, in the field names of an AWS credentials export.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct KeysFile {
-    access_key_id: String,
-    secret_access_key: String,
 }
 
 /// The API over the local store, with the engine that carries out what it asks.
@@ -106,42 +97,30 @@ impl DriveEvents for Narrator {
 /// The key pair to accept: `CUTOVER_ACCESS_KEY_ID` and `CUTOVER_SECRET_ACCESS_KEY` if set, else
 /// the one in the state directory, made on first start.
 fn keys(dir: &Path) -> anyhow::Result<Vec<AccessKey>> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    match (
-        var("CUTOVER_ACCESS_KEY_ID"),
-        var("CUTOVER_SECRET_ACCESS_KEY"),
-    ) {
-        (Some(access_key_id), Some(secret_access_key)) => {
-            return Ok(vec![AccessKey {
-                access_key_id,
-                secret_access_key,
-            }]);
-        }
-        (None, None) => {}
-        _ => bail!("set both CUTOVER_ACCESS_KEY_ID and CUTOVER_SECRET_ACCESS_KEY, or neither"),
+    if let Some(key) =
+        AccessKey::from_env(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg)?
+    {
+        return Ok(vec![key]);
     }
     let path = dir.join(KEYS_FILE);
-    let file = match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice::<KeysFile>(&bytes)
-            .with_context(|| format!("{} is not a key pair file", path.display()))?,
+    match std::fs::read_to_string(&path) {
+        Ok(text) => AccessKey::parse_json(&text)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("{} is not a key pair file", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let file = KeysFile {
+            let key = AccessKey {
                 access_key_id: format!("AKCU{}", token(16)?),
                 secret_access_key: token(40)?,
             };
-            write_private(&path, &serde_json::to_vec_pretty(&file)?)?;
+            write_private(&path, &serde_json::to_vec_pretty(&key)?)?;
             eprintln!(
                 "cutover serve: made an access key for the API in {} (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for clients)",
                 path.display()
             );
-            file
+            Ok(vec![key])
         }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    Ok(vec![AccessKey {
-        access_key_id: file.access_key_id,
-        secret_access_key: file.secret_access_key,
-    }])
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 /// `len` characters from [A-Z0-9], drawn from the operating system's random source: about

@@ -2,10 +2,13 @@
 
 Usage: boto3_flow.py ENDPOINT BUCKET GOOD_KEY BAD_KEY
 The environment carries the key pair (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), the region
-and, for S3, AWS_ENDPOINT_URL_S3. Prints one line per check and exits non-zero on the first
-that fails.
+and, for S3, AWS_ENDPOINT_URL_S3; CUTOVER_FLOW_GROUP (JSON) adds settings to the deployment
+group (the hosts to deploy to, for one) and CUTOVER_FLOW_HOSTS says how many hosts they are
+(default 1). Prints one line per check and exits non-zero on the first that fails.
 """
 
+import json
+import os
 import sys
 
 import boto3
@@ -26,12 +29,13 @@ def main() -> None:
     )
     quarter = cd.get_deployment_config(deploymentConfigName="Quarter")["deploymentConfigInfo"]
     assert quarter["minimumHealthyHosts"] == {"type": "FLEET_PERCENT", "value": 75}, quarter
-    # One host (the group's simulated one) deploys one at a time.
+    hosts = int(os.environ.get("CUTOVER_FLOW_HOSTS", "1"))
     cd.create_deployment_group(
         applicationName="Shop",
         deploymentGroupName="Web",
         serviceRoleArn="arn:aws:iam::123456789012:role/CodeDeploy",
         deploymentConfigName="CodeDeployDefault.OneAtATime",
+        **json.loads(os.environ.get("CUTOVER_FLOW_GROUP", "{}")),
     )
     group = cd.get_deployment_group(applicationName="Shop", deploymentGroupName="Web")
     info = group["deploymentGroupInfo"]
@@ -55,7 +59,7 @@ def main() -> None:
     waiter.wait(deploymentId=good)
     info = cd.get_deployment(deploymentId=good)["deploymentInfo"]
     assert info["status"] == "Succeeded", info
-    assert info["deploymentOverview"]["Succeeded"] == 1, info
+    assert info["deploymentOverview"]["Succeeded"] == hosts, info
     print(f"{good} succeeded")
 
     bad = deploy(bad_key)

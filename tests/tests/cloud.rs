@@ -10,26 +10,10 @@ use cutover_aws::engine::core::model::{
     DeploymentCreator, DeploymentStatus, ErrorCode, LifecycleEventStatus, TargetStatus,
 };
 use cutover_tests::cloud::Stack;
-use cutover_tests::{copy_dir, repo_root};
+use cutover_tests::{copy_dir, failing_webapp, webapp};
 use serde_json::json;
 
 const DEPLOY_TIME: Duration = Duration::from_secs(120);
-
-fn webapp() -> std::path::PathBuf {
-    repo_root().join("examples/webapp")
-}
-
-/// The webapp with a ValidateService that always fails.
-fn failing_webapp() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&webapp(), dir.path());
-    std::fs::write(
-        dir.path().join("scripts/validate.sh"),
-        "#!/bin/sh\necho 'the health check failed' >&2\nexit 3\n",
-    )
-    .unwrap();
-    dir
-}
 
 fn statuses(d: &Deployment) -> Vec<TargetStatus> {
     d.targets.iter().map(|t| t.status).collect()

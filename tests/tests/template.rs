@@ -8,13 +8,14 @@ use cutover_tests::repo_root;
 use yaml_serde::{Mapping, Value};
 
 /// The functions: logical id in the template and binary name (`functions/<name>`).
-const FUNCTIONS: [(&str, &str); 6] = [
+const FUNCTIONS: [(&str, &str); 7] = [
     ("ValidateRevision", "validate-revision"),
     ("RunHooks", "run-hooks"),
     ("ShiftTraffic", "shift-traffic"),
     ("Finalize", "finalize"),
     ("S3Trigger", "s3-trigger"),
     ("Schedule", "schedule"),
+    ("Api", "api"),
 ];
 
 /// The step queues: the environment variable that names each, and the function it feeds.
@@ -484,4 +485,41 @@ fn no_policy_statement_allows_a_wildcard_action_and_star_resources_are_unscoped_
             }
         }
     }
+}
+
+#[test]
+fn the_api_is_a_function_url_that_checks_signatures_itself_with_keys_from_one_parameter() {
+    let template = template();
+    let url = &resource(&template, "Api")["Properties"]["FunctionUrlConfig"];
+    // AWS_IAM would make AWS check signatures against IAM users; cutover checks its own keys.
+    assert_eq!(url["AuthType"].as_str(), Some("NONE"), "{url:?}");
+    let env = environment(&template, "Api");
+    let parameter = env
+        .get("CUTOVER_API_KEYS_PARAMETER")
+        .and_then(|v| ref_target(v))
+        .expect("the api function is told its keys' parameter");
+    assert_eq!(
+        template["Parameters"][parameter]["Type"].as_str(),
+        Some("String")
+    );
+    let output = &template["Outputs"]["ApiUrl"]["Value"];
+    assert_eq!(get_att_target(output, "FunctionUrl"), Some("ApiUrl"));
+
+    // The role reads that one parameter and no other.
+    let role = &resource(&template, "ApiRole")["Properties"];
+    let mut found = Vec::new();
+    statements(role, &mut found);
+    let reads: Vec<&Value> = found
+        .into_iter()
+        .filter(|s| strings(&s["Action"]).iter().any(|a| a.starts_with("ssm:")))
+        .collect();
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert_eq!(strings(&reads[0]["Action"]), ["ssm:GetParameter"]);
+    let resource = intrinsic(&reads[0]["Resource"], "Sub", "Fn::Sub")
+        .and_then(Value::as_str)
+        .expect("the parameter's ARN is a !Sub");
+    assert!(
+        resource.ends_with(&format!(":parameter${{{parameter}}}")),
+        "{resource}"
+    );
 }

@@ -3,6 +3,8 @@
 //! deployment configurations. `cutover serve` and the `api` function both hand requests to
 //! [`Api`].
 
+#[cfg(feature = "contract")]
+pub mod contract;
 mod deployer;
 pub mod ops;
 pub mod registry;

@@ -15,13 +15,77 @@ use subtle::ConstantTimeEq;
 
 use crate::wire::{ApiError, ApiRequest, ErrorKind};
 
-/// A key pair cutover accepts.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A key pair cutover accepts. In JSON it has the field names of an AWS credentials export
+/// (`AccessKeyId`, `SecretAccessKey`).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct AccessKey {
     /// The public half, named in the credential scope of every signed request (`AKIA...`).
     pub access_key_id: String,
     /// The secret half, which signs; never sent.
     pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKey")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessKey {
+    /// The key pair of `CUTOVER_ACCESS_KEY_ID` and `CUTOVER_SECRET_ACCESS_KEY`, read through
+    /// `var`; none if neither is set, an error if only one is.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<AccessKey>, String> {
+        let var = |name: &str| var(name).filter(|v| !v.is_empty());
+        match (
+            var("CUTOVER_ACCESS_KEY_ID"),
+            var("CUTOVER_SECRET_ACCESS_KEY"),
+        ) {
+            (Some(access_key_id), Some(secret_access_key)) => Ok(Some(AccessKey {
+                access_key_id,
+                secret_access_key,
+            })),
+            (None, None) => Ok(None),
+            _ => Err(
+                "set both CUTOVER_ACCESS_KEY_ID and CUTOVER_SECRET_ACCESS_KEY, or neither".into(),
+            ),
+        }
+    }
+
+    /// Key pairs in JSON: one `{"AccessKeyId": "...", "SecretAccessKey": "..."}`, or a list of
+    /// them (to accept a new key before the old one is retired).
+    pub fn parse_json(text: &str) -> Result<Vec<AccessKey>, String> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Keys {
+            One(AccessKey),
+            Many(Vec<AccessKey>),
+        }
+        let keys = match serde_json::from_str::<Keys>(text) {
+            Ok(Keys::One(key)) => vec![key],
+            Ok(Keys::Many(keys)) => keys,
+            Err(_) => {
+                return Err(
+                    "expected {\"AccessKeyId\": \"...\", \"SecretAccessKey\": \"...\"} or a list of such key pairs".into(),
+                );
+            }
+        };
+        if keys.is_empty() {
+            return Err("the list of key pairs is empty".into());
+        }
+        if let Some(bad) = keys
+            .iter()
+            .find(|k| k.access_key_id.is_empty() || k.secret_access_key.len() < 16)
+        {
+            return Err(format!(
+                "key pair '{}' needs an AccessKeyId and a SecretAccessKey of at least 16 characters",
+                bad.access_key_id
+            ));
+        }
+        Ok(keys)
+    }
 }
 
 /// Looks up the secret of an access key id.

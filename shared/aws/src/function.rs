@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use cutover_api::{Api, ApiError};
 use cutover_core::DeploymentId;
 use cutover_core::machine::{CreateDeployment, Event};
 use cutover_core::model::{
@@ -21,9 +23,12 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
-use crate::ports::AwsPorts;
+use crate::api::KeySource;
+use crate::ports::{AwsPorts, Settings};
+use crate::queue::SqsQueue;
 use crate::queue::StepFunction;
 use crate::revisions::bundle_type_of;
+use crate::store::DynamoStore;
 
 /// A step that arrives this much before its time is carried out rather than sent again.
 const EARLY_ENOUGH: Duration = Duration::from_secs(1);
@@ -230,6 +235,60 @@ fn describe(step: &Step) -> String {
             target, attempt, ..
         } => format!("PollHost {target} #{attempt}"),
     }
+}
+
+// ----- api -------------------------------------------------------------------------------------
+
+/// The `main` of `api`: CodeDeploy's API behind a Lambda function URL, over the state table.
+pub fn main_api() -> Result<(), Error> {
+    init_logs();
+    runtime()?.block_on(async {
+        let config = crate::config::load().await;
+        let settings = Settings::from_env()?;
+        let registry = Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&config),
+            settings.table.clone(),
+            SqsQueue::new(aws_sdk_sqs::Client::new(&config), settings.queues.clone()),
+        ));
+        let engine = Arc::new(Engine::new(AwsPorts::new(&config, settings)));
+        let keys = Arc::new(KeySource::from_env(aws_sdk_ssm::Client::new(&config))?);
+        tracing::info!(function = "api", "ready");
+        lambda_runtime::run(service_fn(
+            move |event: LambdaEvent<LambdaFunctionUrlRequest>| {
+                let (registry, engine, keys) = (registry.clone(), engine.clone(), keys.clone());
+                async move {
+                    let request_id = event.context.request_id.clone();
+                    let answer = match crate::api::request_of(&event.payload) {
+                        Ok(request) => match keys.keys().await {
+                            Ok(keys) => {
+                                Api::new(registry, engine, keys)
+                                    .handle(&request, std::time::SystemTime::now())
+                                    .await
+                            }
+                            Err(e) => {
+                                tracing::error!("{e}");
+                                ApiError::new(
+                                    cutover_api::ErrorKind::Internal,
+                                    "the API's keys cannot be read; see the api function's logs",
+                                )
+                                .into()
+                            }
+                        },
+                        Err(answer) => answer,
+                    };
+                    if answer.status >= 500 {
+                        tracing::error!(
+                            status = answer.status,
+                            "{}",
+                            String::from_utf8_lossy(&answer.body)
+                        );
+                    }
+                    Ok::<_, Error>(crate::api::response_of(answer, &request_id))
+                }
+            },
+        ))
+        .await
+    })
 }
 
 // ----- s3-trigger ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 //! function binaries and the cloud tests reach the SDK through the re-exports below.
 
 pub mod alarms;
+pub mod api;
 pub mod config;
 pub mod error;
 pub mod fleet;
@@ -11,6 +12,7 @@ pub mod hosts;
 pub mod notifier;
 pub mod ports;
 pub mod queue;
+pub mod registry;
 pub mod revisions;
 pub mod store;
 pub mod traffic;

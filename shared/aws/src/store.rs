@@ -2,12 +2,16 @@
 //!
 //! | PK | SK | item |
 //! |---|---|---|
-//! | `APP#<app>` | `APP` | application |
-//! | `APP#<app>` | `GROUP#<group>` | deployment group (`body`), last successful deployment |
-//! | `APP#<app>` | `GROUP#<group>#LOCK` | the group's active deployment and its queue (`queue`, `version`) |
-//! | `CONFIG#<name>` | `CONFIG` | custom deployment configuration |
+//! | `APPS` | `<app>` | the list of applications |
+//! | `APP#<app>` | `APP` | application (`body`) |
+//! | `APP#<app>` | `GROUP#<group>` | deployment group (`body`), last successful deployment, the bucket of its upload trigger (`triggerBucket`) |
+//! | `APP#<app>` | `LOCK#<group>` | the group's active deployment and its queue (`queue`, `version`) |
+//! | `APP#<app>` | `REVISION#<hash of location>` | a registered revision (`location`, `body`, `registeredAt`, `version`) |
+//! | `CONFIGS` | `<name>` | custom deployment configuration (`body`) |
+//! | `TAGS#<resource>` | `TAGS` | the tags of an application or group (`tags`) |
 //! | `DEP#<id>` | `META` | deployment without its targets (`body`), `version`, the steps of its last commit (`next`) |
 //! | `DEP#<id>` | `TARGET#<target>` | one target (`body`) and its place in the deployment (`idx`) |
+//! | `DEPLOYMENTS` | `<create time, ms, 16 digits>#<id>` | the list of deployments (`application`, `group`) |
 //! | `S3TRIGGER#<bucket>` | `APP#<app>#GROUP#<group>` | a group that deploys what is uploaded under `prefix` |
 //! | `ACTIVE` | `DEP#<id>` | an unfinished deployment, for the watchdog |
 //!
@@ -25,7 +29,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use cutover_core::config::DeploymentConfigInfo;
 use cutover_core::lock::{GroupQueue, LockDecision};
 use cutover_core::machine::{Deployment, FinalStatus, PreviousDeployment, Target};
-use cutover_core::model::DeploymentGroupInfo;
+use cutover_core::model::{ApplicationInfo, ComputePlatform, DeploymentGroupInfo};
 use cutover_core::{DeploymentId, Timestamp};
 use cutover_engine::{Commit, PortError, Step, Store};
 use serde::Serialize;
@@ -35,12 +39,12 @@ use crate::error::{code, port_error};
 use crate::queue::SqsQueue;
 
 /// A transaction holds at most 100 items.
-const TRANSACTION_ITEMS: usize = 100;
+pub(crate) const TRANSACTION_ITEMS: usize = 100;
 
 /// How many times a lock update is tried again when another writer changed the lock first.
 const LOCK_ATTEMPTS: usize = 50;
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// A group that deploys what is uploaded to `bucket` under `key_prefix`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,16 +78,29 @@ impl DynamoStore {
         &self.queue
     }
 
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn table(&self) -> &str {
+        &self.table
+    }
+
     // ----- applications, groups, configurations ----------------------------------------------
 
-    /// Saves an application (again, if it exists).
+    /// Saves a Server application of that name, unless one exists.
     pub async fn put_application(&self, name: &str) -> Result<(), PortError> {
-        let item = item([
-            ("PK", s(format!("APP#{name}"))),
-            ("SK", s("APP")),
-            ("name", s(name)),
-        ]);
-        self.put(item).await
+        let app = ApplicationInfo {
+            application_id: cutover_engine::ids::uuid(),
+            application_name: name.to_owned(),
+            create_time: crate::now(),
+            linked_to_git_hub: false,
+            git_hub_account_name: None,
+            compute_platform: ComputePlatform::Server,
+        };
+        cutover_api::Registry::create_application(self, &app)
+            .await
+            .map(drop)
     }
 
     /// Saves a deployment group, and the upload that starts its deployments, if any. Its last
@@ -95,13 +112,20 @@ impl DynamoStore {
     ) -> Result<(), PortError> {
         let app = &group.application_name;
         let name = &group.deployment_group_name;
-        self.client
+        let mut update = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("PK", s(format!("APP#{app}")))
             .key("SK", s(format!("GROUP#{name}")))
             .update_expression("SET body = :body")
-            .expression_attribute_values(":body", s(json(group)?))
+            .expression_attribute_values(":body", s(json(group)?));
+        if let Some(trigger) = trigger {
+            update = update
+                .update_expression("SET body = :body, triggerBucket = :bucket")
+                .expression_attribute_values(":bucket", s(&trigger.bucket));
+        }
+        update
             .send()
             .await
             .map_err(|e| port_error(format!("saving group {app}/{name}"), e))?;
@@ -159,23 +183,30 @@ impl DynamoStore {
         Ok(groups)
     }
 
-    /// Saves a custom deployment configuration.
+    /// Saves a custom deployment configuration (again, if it exists).
     pub async fn put_config(&self, config: &DeploymentConfigInfo) -> Result<(), PortError> {
-        let name = &config.deployment_config_name;
         let item = item([
-            ("PK", s(format!("CONFIG#{name}"))),
-            ("SK", s("CONFIG")),
+            ("PK", s(CONFIGS)),
+            ("SK", s(&config.deployment_config_name)),
             ("body", s(json(config)?)),
         ]);
         self.put(item).await
     }
 
-    /// A predefined configuration, or a custom one saved with [`DynamoStore::put_config`].
+    /// A predefined configuration, or a custom one.
     pub async fn config(&self, name: &str) -> Result<Option<DeploymentConfigInfo>, PortError> {
-        if let Some(config) = cutover_core::config::predefined(name) {
-            return Ok(Some(config));
+        match cutover_core::config::predefined(name) {
+            Some(config) => Ok(Some(config)),
+            None => self.custom_config(name).await,
         }
-        let Some(item) = self.get(format!("CONFIG#{name}"), "CONFIG".into()).await? else {
+    }
+
+    /// A custom configuration, saved with [`DynamoStore::put_config`] or through the API.
+    pub async fn custom_config(
+        &self,
+        name: &str,
+    ) -> Result<Option<DeploymentConfigInfo>, PortError> {
+        let Some(item) = self.get(CONFIGS.into(), name.into()).await? else {
             return Ok(None);
         };
         item.get("body")
@@ -252,7 +283,7 @@ impl DynamoStore {
 
     // ----- plumbing ------------------------------------------------------------------------------
 
-    async fn put(&self, item: Item) -> Result<(), PortError> {
+    pub(crate) async fn put(&self, item: Item) -> Result<(), PortError> {
         let pk = string(&item, "PK").unwrap_or_default().to_owned();
         self.client
             .put_item()
@@ -264,7 +295,7 @@ impl DynamoStore {
             .map_err(|e| port_error(format!("writing {pk} to table {}", self.table), e))
     }
 
-    async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, PortError> {
+    pub(crate) async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, PortError> {
         let out = self
             .client
             .get_item()
@@ -278,7 +309,7 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    async fn delete(&self, pk: String, sk: String) -> Result<(), PortError> {
+    pub(crate) async fn delete(&self, pk: String, sk: String) -> Result<(), PortError> {
         self.client
             .delete_item()
             .table_name(&self.table)
@@ -291,18 +322,46 @@ impl DynamoStore {
     }
 
     /// Every item of one partition, in sort key order.
-    async fn query(&self, pk: String) -> Result<Vec<Item>, PortError> {
+    pub(crate) async fn query(&self, pk: String) -> Result<Vec<Item>, PortError> {
+        self.query_from(pk, None, true).await
+    }
+
+    /// The items of one partition whose sort key starts with `prefix`, in sort key order.
+    pub(crate) async fn query_prefix(
+        &self,
+        pk: String,
+        prefix: &str,
+    ) -> Result<Vec<Item>, PortError> {
+        self.query_from(pk, Some(prefix), true).await
+    }
+
+    /// The items of one partition (whose sort key starts with `prefix`, if given), in sort key
+    /// order, or the reverse.
+    pub(crate) async fn query_from(
+        &self,
+        pk: String,
+        prefix: Option<&str>,
+        forward: bool,
+    ) -> Result<Vec<Item>, PortError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let page = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("PK = :pk")
+                .key_condition_expression(match prefix {
+                    Some(_) => "PK = :pk AND begins_with(SK, :prefix)",
+                    None => "PK = :pk",
+                })
                 .expression_attribute_values(":pk", s(&pk))
+                .scan_index_forward(forward)
                 .consistent_read(true)
-                .set_exclusive_start_key(start)
+                .set_exclusive_start_key(start);
+            if let Some(prefix) = prefix {
+                query = query.expression_attribute_values(":prefix", s(prefix));
+            }
+            let page = query
                 .send()
                 .await
                 .map_err(|e| port_error(format!("reading {pk} from table {}", self.table), e))?;
@@ -469,9 +528,18 @@ impl Store for DynamoStore {
             ]);
             writes.push(put(&self.table, item)?);
         }
-        if expected.is_none() && !d.is_finished() {
-            let active = item([("PK", s("ACTIVE")), ("SK", s(&pk))]);
-            writes.push(put(&self.table, active)?);
+        if expected.is_none() {
+            let listed = item([
+                ("PK", s(DEPLOYMENTS)),
+                ("SK", s(deployment_sort_key(d))),
+                ("application", s(&d.application_name)),
+                ("group", s(&d.group.deployment_group_name)),
+            ]);
+            writes.push(put(&self.table, listed)?);
+            if !d.is_finished() {
+                let active = item([("PK", s("ACTIVE")), ("SK", s(&pk))]);
+                writes.push(put(&self.table, active)?);
+            }
         }
         // The deployment item goes last, with the condition: when more than one transaction is
         // needed (a change to more than 99 targets at once), the targets are written first, and
@@ -585,8 +653,20 @@ impl Store for DynamoStore {
 fn lock_key(d: &Deployment) -> (String, String) {
     (
         format!("APP#{}", d.application_name),
-        format!("GROUP#{}#LOCK", d.group.deployment_group_name),
+        format!("LOCK#{}", d.group.deployment_group_name),
     )
+}
+
+/// The partition that lists the applications.
+pub(crate) const APPS: &str = "APPS";
+/// The partition of custom configurations.
+pub(crate) const CONFIGS: &str = "CONFIGS";
+/// The partition that lists the deployments, oldest first.
+pub(crate) const DEPLOYMENTS: &str = "DEPLOYMENTS";
+
+/// A deployment's place in the list of deployments: by creation time, then id.
+pub(crate) fn deployment_sort_key(d: &Deployment) -> String {
+    format!("{:016}#{}", d.create_time.as_millis(), d.deployment_id)
 }
 
 fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
@@ -598,7 +678,7 @@ fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
     )
 }
 
-fn put(table: &str, item: Item) -> Result<TransactWriteItem, PortError> {
+pub(crate) fn put(table: &str, item: Item) -> Result<TransactWriteItem, PortError> {
     let put = Put::builder()
         .table_name(table)
         .set_item(Some(item))
@@ -607,31 +687,34 @@ fn put(table: &str, item: Item) -> Result<TransactWriteItem, PortError> {
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
-fn item<const N: usize>(attrs: [(&str, AttributeValue); N]) -> Item {
+pub(crate) fn item<const N: usize>(attrs: [(&str, AttributeValue); N]) -> Item {
     attrs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: impl ToString) -> AttributeValue {
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn string<'i>(item: &'i Item, name: &str) -> Option<&'i str> {
+pub(crate) fn string<'i>(item: &'i Item, name: &str) -> Option<&'i str> {
     item.get(name)?.as_s().ok().map(String::as_str)
 }
 
-fn number(item: &Item, name: &str) -> Option<i64> {
+pub(crate) fn number(item: &Item, name: &str) -> Option<i64> {
     item.get(name)?.as_n().ok()?.parse().ok()
 }
 
-fn json(value: &impl Serialize) -> Result<String, PortError> {
+pub(crate) fn json(value: &impl Serialize) -> Result<String, PortError> {
     serde_json::to_string(value).map_err(|e| PortError::permanent(format!("cannot write: {e}")))
 }
 
-fn parse<T: DeserializeOwned>(value: &AttributeValue, what: &str) -> Result<T, PortError> {
+pub(crate) fn parse<T: DeserializeOwned>(
+    value: &AttributeValue,
+    what: &str,
+) -> Result<T, PortError> {
     let text = value
         .as_s()
         .map_err(|_| PortError::permanent(format!("the stored {what} is not a string")))?;

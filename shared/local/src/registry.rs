@@ -501,3 +501,15 @@ impl Registry for LocalStore {
         Ok(LocalStore::delete_config(self, name)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_local_store_keeps_the_registrys_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        cutover_api::contract::check(&store).await;
+    }
+}

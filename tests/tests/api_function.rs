@@ -1,0 +1,265 @@
+//! The `api` function end to end: the real binary behind a function URL on loopback (the
+//! harness turns HTTP requests into function URL events), with its keys in an SSM SecureString
+//! parameter, driven by the aws CLI and boto3 against a whole stack in the emulator, whose
+//! deployments run on the emulator's instances.
+
+use std::time::Duration;
+
+use cutover_tests::awscli::{Clients, KEY_ID, SECRET};
+use cutover_tests::cloud::Stack;
+use cutover_tests::url::FunctionUrl;
+use cutover_tests::{failing_webapp, slow_webapp, stderr, webapp};
+use serde_json::{Value, json};
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/CodeDeployRole";
+const DEPLOY_TIME: Duration = Duration::from_secs(120);
+
+/// The stack, its instances and the clients of its API.
+struct WithApi {
+    stack: Stack,
+    instances: Vec<String>,
+    clients: Clients,
+    _url: FunctionUrl,
+    _home: tempfile::TempDir,
+}
+
+async fn stack_with_api(hosts: i32) -> WithApi {
+    let stack = Stack::start(&[]).await;
+    let instances = stack.instances(hosts, &[]).await;
+    let url = stack.api().await;
+    let home = tempfile::tempdir().unwrap();
+    let clients = Clients::new(&url.url(), home.path());
+    WithApi {
+        stack,
+        instances,
+        clients,
+        _url: url,
+        _home: home,
+    }
+}
+
+fn id(value: &Value) -> String {
+    value["deploymentId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no deployment id: {value}"))
+        .to_owned()
+}
+
+fn s3_location(bucket: &str, key: &str) -> String {
+    format!("bucket={bucket},key={key},bundleType=zip")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_cli_drives_deployments_through_the_api_function() {
+    let WithApi {
+        stack,
+        instances,
+        clients: aws,
+        _url,
+        _home,
+    } = stack_with_api(2).await;
+    let failing = failing_webapp();
+    let slow = slow_webapp(6);
+    stack.upload("api/good.zip", &webapp()).await;
+    stack.upload("api/bad.zip", failing.path()).await;
+    stack.upload("api/slow.zip", slow.path()).await;
+    let tag = format!("Key=cutover-test,Value={},Type=KEY_AND_VALUE", stack.tag);
+
+    let bucket = stack.bucket.clone();
+    let flow = tokio::task::spawn_blocking(move || {
+        aws.ok(&["create-application", "--application-name", "Shop"]);
+        aws.ok(&[
+            "create-deployment-config",
+            "--deployment-config-name",
+            "Half",
+            "--minimum-healthy-hosts",
+            "type=FLEET_PERCENT,value=50",
+        ]);
+        aws.ok(&[
+            "create-deployment-group",
+            "--application-name",
+            "Shop",
+            "--deployment-group-name",
+            "Web",
+            "--service-role-arn",
+            ROLE,
+            "--deployment-config-name",
+            "Half",
+            "--ec2-tag-filters",
+            &tag,
+        ]);
+        let info = &aws.ok(&[
+            "get-deployment-group",
+            "--application-name",
+            "Shop",
+            "--deployment-group-name",
+            "Web",
+        ])["deploymentGroupInfo"];
+        assert_eq!(info["deploymentConfigName"], "Half", "{info}");
+        let groups = aws.ok(&["list-deployment-groups", "--application-name", "Shop"]);
+        assert_eq!(groups["deploymentGroups"], json!(["Web"]));
+
+        // A good revision: the waiter polls through the function URL and returns 0.
+        let deploy = |key: &str| {
+            id(&aws.ok(&[
+                "create-deployment",
+                "--application-name",
+                "Shop",
+                "--deployment-group-name",
+                "Web",
+                "--s3-location",
+                &s3_location(&bucket, key),
+                "--description",
+                key,
+            ]))
+        };
+        let good = deploy("api/good.zip");
+        assert_eq!(aws.wait_successful(&good), Some(0));
+        let info = &aws.ok(&["get-deployment", "--deployment-id", &good])["deploymentInfo"];
+        assert_eq!(info["status"], "Succeeded", "{info}");
+        assert_eq!(info["deploymentOverview"]["Succeeded"], 2, "{info}");
+        assert_eq!(info["description"], "api/good.zip");
+        assert_eq!(info["creator"], "user");
+
+        // A failing revision: the waiter returns 255 and the target says which script failed.
+        let bad = deploy("api/bad.zip");
+        assert_eq!(aws.wait_successful(&bad), Some(255));
+        let info = &aws.ok(&["get-deployment", "--deployment-id", &bad])["deploymentInfo"];
+        assert_eq!(info["status"], "Failed", "{info}");
+        let listed = aws.ok(&[
+            "list-deployments",
+            "--application-name",
+            "Shop",
+            "--deployment-group-name",
+            "Web",
+        ]);
+        assert_eq!(listed["deployments"], json!([bad, good]));
+        let failed = aws.ok(&["list-deployments", "--include-only-statuses", "Failed"]);
+        assert_eq!(failed["deployments"], json!([bad]));
+        let targets = aws.ok(&["list-deployment-targets", "--deployment-id", &bad]);
+        let target_ids: Vec<String> = targets["targetIds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_owned())
+            .collect();
+        let mut args = vec!["batch-get-deployment-targets", "--deployment-id", &bad];
+        args.push("--target-ids");
+        args.extend(target_ids.iter().map(String::as_str));
+        let found = aws.ok(&args);
+        let events: Vec<&Value> = found["deploymentTargets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t["instanceTarget"]["lifecycleEvents"].as_array().unwrap())
+            .filter(|e| e["status"] == "Failed")
+            .collect();
+        assert_eq!(
+            events.len(),
+            1,
+            "one host failed, the other was skipped: {found}"
+        );
+        assert_eq!(events[0]["lifecycleEventName"], "ValidateService");
+        assert_eq!(events[0]["diagnostics"]["errorCode"], "ScriptFailed");
+
+        // A slow revision, stopped while it runs.
+        let slow = deploy("api/slow.zip");
+        let running = (0..600).any(|_| {
+            let info = aws.ok(&["get-deployment", "--deployment-id", &slow]);
+            let in_progress = info["deploymentInfo"]["status"] == "InProgress";
+            if !in_progress {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            in_progress
+        });
+        assert!(running, "the slow deployment started");
+        let stopped = aws.ok(&["stop-deployment", "--deployment-id", &slow]);
+        assert!(
+            ["Pending", "Succeeded"].contains(&stopped["status"].as_str().unwrap_or("")),
+            "{stopped}"
+        );
+        assert_eq!(aws.wait_successful(&slow), Some(255));
+        let info = &aws.ok(&["get-deployment", "--deployment-id", &slow])["deploymentInfo"];
+        assert_eq!(info["status"], "Stopped", "{info}");
+        assert_eq!(info["errorInformation"]["code"], "MANUAL_STOP", "{info}");
+        aws.fails(
+            &["stop-deployment", "--deployment-id", &slow],
+            "DeploymentAlreadyCompletedException",
+        );
+
+        // Errors are CodeDeploy's exceptions.
+        aws.fails(
+            &["get-application", "--application-name", "Nope"],
+            "ApplicationDoesNotExistException",
+        );
+        aws.fails(
+            &[
+                "create-deployment",
+                "--application-name",
+                "Shop",
+                "--deployment-group-name",
+                "Web",
+                "--deployment-config-name",
+                "Nope",
+                "--s3-location",
+                &s3_location(&bucket, "api/good.zip"),
+            ],
+            "DeploymentConfigDoesNotExistException",
+        );
+        let wrong = aws.aws_as(KEY_ID, "not-the-secret-at-all", &["list-applications"]);
+        assert!(
+            stderr(&wrong).contains("(InvalidSignatureException)"),
+            "{}",
+            stderr(&wrong)
+        );
+        let unknown = aws.aws_as("AKCUNOBODY", SECRET, &["list-applications"]);
+        assert!(
+            stderr(&unknown).contains("(UnrecognizedClientException)"),
+            "{}",
+            stderr(&unknown)
+        );
+        let (status, answer) = aws.raw("ListApplications", "{not json");
+        assert_eq!(status, 400);
+        assert_eq!(answer["__type"], "SerializationException");
+        (good, bad, slow)
+    })
+    .await
+    .expect("the aws CLI flow passes");
+
+    // The deployments really ran on the instances.
+    let (good, ..) = flow;
+    let d = stack.finished(&good.parse().unwrap(), DEPLOY_TIME).await;
+    assert_eq!(d.targets.len(), instances.len());
+    for instance in &instances {
+        assert!(
+            stack
+                .host_root(instance)
+                .join("opt/cutover/deployment-root")
+                .is_dir(),
+            "{instance} was deployed to"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_runs_the_flow_against_the_api_function() {
+    let WithApi {
+        stack,
+        clients,
+        _url,
+        _home,
+        ..
+    } = stack_with_api(1).await;
+    let failing = failing_webapp();
+    stack.upload("boto/good.zip", &webapp()).await;
+    stack.upload("boto/bad.zip", failing.path()).await;
+    let group = json!({
+        "ec2TagFilters": [{"Key": "cutover-test", "Value": stack.tag, "Type": "KEY_AND_VALUE"}],
+    });
+    let bucket = stack.bucket.clone();
+    tokio::task::spawn_blocking(move || {
+        clients.boto3_flow(&bucket, "boto/good.zip", "boto/bad.zip", &group, 1)
+    })
+    .await
+    .expect("the boto3 flow passes");
+}
