@@ -79,6 +79,22 @@ impl Clients {
         self.aws_as(KEY_ID, SECRET, args)
     }
 
+    /// `aws deploy <args>` with neither keys nor endpoint on the command line: only what the
+    /// profile `profile` of the shared files in `dir` (`config`, `credentials`) says.
+    pub fn aws_with_profile(&self, dir: &Path, profile: &str, args: &[&str]) -> Output {
+        let aws = venv("aws");
+        self.command(&aws, "", "")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_DEFAULT_REGION")
+            .env("AWS_CONFIG_FILE", dir.join("config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("credentials"))
+            .args(["--profile", profile, "--output", "json", "deploy"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{} runs: {e}", aws.display()))
+    }
+
     /// `aws deploy <args>`, which must succeed; its JSON output.
     pub fn ok(&self, args: &[&str]) -> Value {
         let out = self.aws(args);

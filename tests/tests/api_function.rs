@@ -258,7 +258,27 @@ async fn boto3_runs_the_flow_against_the_api_function() {
     });
     let bucket = stack.bucket.clone();
     tokio::task::spawn_blocking(move || {
-        clients.boto3_flow(&bucket, "boto/good.zip", "boto/bad.zip", &group, 1)
+        clients.boto3_flow(&bucket, "boto/good.zip", "boto/bad.zip", &group, 1);
+
+        // A profile of its own, as the README shows, reaches the API with no other setting.
+        let profile = tempfile::tempdir().unwrap();
+        std::fs::write(
+            profile.path().join("credentials"),
+            format!("[cutover]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            profile.path().join("config"),
+            format!(
+                "[profile cutover]\nregion = eu-west-3\nservices = cutover\n\n[services cutover]\ncodedeploy =\n  endpoint_url = {}\n",
+                clients.endpoint
+            ),
+        )
+        .unwrap();
+        let out = clients.aws_with_profile(profile.path(), "cutover", &["list-applications"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(listed["applications"], json!(["Shop"]));
     })
     .await
     .expect("the boto3 flow passes");

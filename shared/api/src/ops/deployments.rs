@@ -257,16 +257,30 @@ fn passes(t: &Target, statuses: &[TargetStatus], labels: &[TargetLabel]) -> bool
         && (labels.is_empty() || t.instance_label.is_some_and(|l| labels.contains(&l)))
 }
 
-fn parse_all<T: std::str::FromStr>(values: &[String], what: &str) -> Result<Vec<T>, ApiError> {
+/// Target statuses, refused with `InvalidInstanceStatusException` as CodeDeploy does.
+fn parse_statuses(values: &[String]) -> Result<Vec<TargetStatus>, ApiError> {
+    parse_all(values, "target status", "InvalidInstanceStatusException")
+}
+
+/// Blue/green labels, refused with `InvalidInstanceTypeException` as CodeDeploy does.
+fn parse_labels(values: &[String]) -> Result<Vec<TargetLabel>, ApiError> {
+    parse_all(
+        values,
+        "instance type (Blue or Green)",
+        "InvalidInstanceTypeException",
+    )
+}
+
+fn parse_all<T: std::str::FromStr>(
+    values: &[String],
+    what: &str,
+    exception: &'static str,
+) -> Result<Vec<T>, ApiError> {
     values
         .iter()
         .map(|v| {
-            v.parse().map_err(|_| {
-                ApiError::codedeploy(
-                    "InvalidDeploymentInstanceTypeException",
-                    format!("'{v}' is not a {what}"),
-                )
-            })
+            v.parse()
+                .map_err(|_| ApiError::codedeploy(exception, format!("'{v}' is not a {what}")))
         })
         .collect()
 }
@@ -281,8 +295,8 @@ pub async fn list_targets(
     let mut labels = Vec::new();
     for (key, values) in &input.target_filters {
         match key.as_str() {
-            "TargetStatus" => statuses = parse_all(values, "target status")?,
-            "ServerInstanceLabel" => labels = parse_all(values, "server instance label")?,
+            "TargetStatus" => statuses = parse_statuses(values)?,
+            "ServerInstanceLabel" => labels = parse_labels(values)?,
             other => {
                 return Err(ApiError::codedeploy(
                     "InvalidTargetFilterNameException",
@@ -400,8 +414,8 @@ pub async fn list_instances(
 ) -> Result<ListInstancesOutput, ApiError> {
     let id = deployment_id(input.deployment_id.as_deref())?;
     let d = deployment(registry, &id).await?;
-    let statuses: Vec<TargetStatus> = parse_all(&input.instance_status_filter, "instance status")?;
-    let labels: Vec<TargetLabel> = parse_all(&input.instance_type_filter, "instance type")?;
+    let statuses = parse_statuses(&input.instance_status_filter)?;
+    let labels = parse_labels(&input.instance_type_filter)?;
     let ids = d
         .targets
         .iter()
@@ -699,4 +713,30 @@ pub async fn create(
     Ok(CreateOutput {
         deployment_id: d.deployment_id,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(values: &[&str]) -> Vec<String> {
+        values.iter().map(|v| (*v).to_owned()).collect()
+    }
+
+    #[test]
+    fn target_filters_are_read_and_refused_with_codedeploys_exceptions() {
+        assert_eq!(
+            parse_statuses(&strings(&["Failed", "Succeeded"])).unwrap(),
+            [TargetStatus::Failed, TargetStatus::Succeeded]
+        );
+        assert_eq!(
+            parse_labels(&strings(&["Blue"])).unwrap(),
+            [TargetLabel::Blue]
+        );
+        let e = parse_statuses(&strings(&["Succeeded", "Done"])).unwrap_err();
+        assert_eq!(e.kind.name(), "InvalidInstanceStatusException");
+        assert!(e.message.contains("'Done'"), "{}", e.message);
+        let e = parse_labels(&strings(&["Purple"])).unwrap_err();
+        assert_eq!(e.kind.name(), "InvalidInstanceTypeException");
+    }
 }
