@@ -4,12 +4,14 @@
 //! executables and the repository's own files (examples, fixtures), and runs the function
 //! binaries the way AWS Lambda does, against the AWS emulator: [`lambda::Function`] serves a
 //! function the Lambda Runtime API, [`events::EventSource`] feeds it from an SQS queue, and
-//! [`emulator::Emulator`] reaches the emulator.
+//! [`emulator::Emulator`] reaches the emulator. [`serve::Serve`] runs `cutover serve` for the
+//! tests of the API and of the operator commands.
 
 pub mod cloud;
 pub mod emulator;
 pub mod events;
 pub mod lambda;
+pub mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
