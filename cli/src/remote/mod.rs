@@ -72,8 +72,10 @@ impl Connection {
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
+    /// The application of the deployment group.
     #[arg(long, value_name = "NAME")]
     application_name: String,
+    /// The deployment group to deploy to.
     #[arg(long, value_name = "NAME")]
     deployment_group_name: String,
     /// The revision: bucket=BUCKET,key=KEY,bundleType=zip|tar|tgz[,eTag=ETAG][,version=VERSION]
@@ -82,6 +84,7 @@ pub struct DeployArgs {
     /// A predefined or custom configuration [default: the group's]
     #[arg(long, value_name = "NAME")]
     deployment_config_name: Option<String>,
+    /// A note kept with the deployment.
     #[arg(long, value_name = "TEXT")]
     description: Option<String>,
     /// What to do with files already at a destination (the AppSpec's choice wins).
@@ -109,6 +112,7 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Only this application's deployments.
     #[arg(long, value_name = "NAME")]
     application_name: Option<String>,
     /// Only this group's deployments (with --application-name).
