@@ -23,10 +23,10 @@ struct Stack {
 
 impl Stack {
     /// `good.zip` (the web app), `bad.zip` (its ValidateService fails) and `slow.zip` (its
-    /// ApplicationStart takes 3 s longer) in a new bucket; application Shop with group Web.
+    /// ApplicationStart takes 5 s longer) in a new bucket; application Shop with group Web.
     fn start() -> Stack {
         let failing = failing_webapp();
-        let slow = slow_webapp(3);
+        let slow = slow_webapp(5);
         let webapp = repo_root().join("examples/webapp");
         let bucket = upload_revisions(&[
             ("good.zip", &webapp),
@@ -284,6 +284,10 @@ fn list_shows_deployments_newest_first_with_filters() {
     ]);
     let good = stack.start_deploy("good.zip");
     let bad = stack.start_deploy("bad.zip");
+    stack.wait_for_status(&good, "Succeeded");
+    stack.wait_for_status(&bad, "Failed");
+    // Groups made through the API share the simulated host host-1, so Api deploys once Web is
+    // done, over the files Web installed.
     let location = stack.location("good.zip");
     let api = stack.cutover(&[
         "deploy",
@@ -293,11 +297,11 @@ fn list_shows_deployments_newest_first_with_filters() {
         "Api",
         "--s3-location",
         &location,
+        "--file-exists-behavior",
+        "OVERWRITE",
     ]);
-    assert!(api.status.success(), "{}", stderr(&api));
+    assert!(api.status.success(), "{}\n{}", stdout(&api), stderr(&api));
     let api = summary_id(&stdout(&api), "Succeeded");
-    stack.wait_for_status(&good, "Succeeded");
-    stack.wait_for_status(&bad, "Failed");
 
     let ids = |out: &Output| -> Vec<String> {
         assert!(out.status.success(), "{}", stderr(out));
