@@ -5,13 +5,15 @@
 //! binaries the way AWS Lambda does, against the AWS emulator: [`lambda::Function`] serves a
 //! function the Lambda Runtime API, [`events::EventSource`] feeds it from an SQS queue, and
 //! [`emulator::Emulator`] reaches the emulator. [`url::FunctionUrl`] puts a function URL in
-//! front of a function, and [`awscli::Clients`] points the aws CLI and boto3 at an endpoint.
+//! front of a function, [`serve::Serve`] runs `cutover serve` for the tests of the API and of
+//! the operator commands, and [`awscli::Clients`] points the aws CLI and boto3 at an endpoint.
 
 pub mod awscli;
 pub mod cloud;
 pub mod emulator;
 pub mod events;
 pub mod lambda;
+pub mod serve;
 pub mod url;
 
 use std::path::{Path, PathBuf};

@@ -1,9 +1,11 @@
-//! The `cutover` command line: check AppSpecs and configurations, and deploy on this machine
-//! with `cutover local`; `cutover serve` says plainly that it is not available in this build yet.
+//! The `cutover` command line: check AppSpecs and configurations, deploy on this machine with
+//! `cutover local`, serve CodeDeploy's API with `cutover serve`, and deploy, follow and stop
+//! deployments through that API (or a stack's) with the operator commands.
 
 mod appspec_cmd;
 mod config_cmd;
 mod local;
+mod remote;
 mod render;
 mod serve;
 
@@ -33,6 +35,16 @@ enum Command {
     Local(local::LocalCommand),
     /// Serve CodeDeploy's API on localhost, for the aws CLI, boto3 and the SDKs.
     Serve(serve::ServeArgs),
+    /// Deploy an S3 revision to a deployment group through the API, and follow it to its end.
+    Deploy(remote::DeployArgs),
+    /// Show a deployment through the API: its hosts and lifecycle events.
+    Status(remote::StatusArgs),
+    /// List deployments through the API, newest first.
+    List(remote::ListArgs),
+    /// Stop a deployment through the API, at its next safe point.
+    Stop(remote::StopArgs),
+    /// Continue a blue/green deployment that waits, through the API.
+    Continue(remote::ContinueArgs),
 }
 
 /// What a command ended with: success, or a user-facing failure (exit 1).
@@ -48,6 +60,11 @@ fn main() -> ExitCode {
         Command::Config(cmd) => config_cmd::run(cmd),
         Command::Local(cmd) => local::run(cmd),
         Command::Serve(args) => serve::run(args),
+        Command::Deploy(args) => remote::deploy(args),
+        Command::Status(args) => remote::status(args),
+        Command::List(args) => remote::list(args),
+        Command::Stop(args) => remote::stop(args),
+        Command::Continue(args) => remote::continue_(args),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

@@ -14,20 +14,26 @@
 //!
 //! Without a terminal, progress is one line per change that matters, so a log reads as a
 //! timeline of the deployment.
+//!
+//! Both work on a [`DeploymentView`]: the core's own `Deployment`, which `cutover local` drives,
+//! and what CodeDeploy's API answers (`deploymentInfo` and the `instanceTarget`s), which the
+//! operator commands follow.
 
-use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::io::{self, Write};
 use std::time::Duration;
 
 use cutover_core::lifecycle::LifecycleEventName;
-use cutover_core::machine::{Deployment, Phase, Target};
+use cutover_core::machine::{Deployment, Phase};
 use cutover_core::model::{
-    DeploymentStatus, LifecycleEvent, LifecycleEventStatus, RollbackInfo, TargetStatus,
+    DeploymentInfo, DeploymentOverview, DeploymentStatus, ErrorInformation, LifecycleEvent,
+    LifecycleEventStatus, RollbackInfo, TargetStatus,
 };
-use cutover_core::{DeploymentId, TargetId};
+use cutover_core::{DeploymentId, TargetId, Timestamp};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::Outcome;
 
 /// The widest table printed as it is.
 const MAX_WIDTH: usize = 160;
@@ -42,23 +48,115 @@ const RUNNING_SHOWN: usize = 6;
 const GAP: &str = "  ";
 
 // ---------------------------------------------------------------------------------------------
+// What is shown of a deployment
+
+/// What the summary and the progress show of a deployment, whoever holds it.
+pub trait DeploymentView {
+    fn deployment_id(&self) -> &DeploymentId;
+    fn status(&self) -> DeploymentStatus;
+    /// Changes whenever anything else here changes: progress skips a version it has seen.
+    fn version(&self) -> u64;
+    /// The deployment this one waits behind, and the group that runs one at a time, when it
+    /// is queued and that is known.
+    fn queued_behind(&self) -> Option<(&DeploymentId, &str)>;
+    fn create_time(&self) -> Timestamp;
+    fn start_time(&self) -> Option<Timestamp>;
+    fn complete_time(&self) -> Option<Timestamp>;
+    fn error_information(&self) -> Option<&ErrorInformation>;
+    fn rollback_info(&self) -> Option<&RollbackInfo>;
+    fn target_count(&self) -> usize;
+    /// The `i`th target, `i` below [`DeploymentView::target_count`].
+    fn target(&self, i: usize) -> TargetView<'_>;
+
+    fn is_finished(&self) -> bool {
+        self.status().is_final()
+    }
+}
+
+/// What is shown of one target: its id, status and lifecycle events.
+#[derive(Clone, Copy, Debug)]
+pub struct TargetView<'a> {
+    pub target_id: &'a TargetId,
+    pub status: TargetStatus,
+    pub lifecycle_events: &'a [LifecycleEvent],
+}
+
+impl DeploymentView for Deployment {
+    fn deployment_id(&self) -> &DeploymentId {
+        &self.deployment_id
+    }
+
+    fn status(&self) -> DeploymentStatus {
+        self.phase.status()
+    }
+
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn queued_behind(&self) -> Option<(&DeploymentId, &str)> {
+        match &self.phase {
+            Phase::Queued { behind } => Some((behind, &self.group.deployment_group_name)),
+            _ => None,
+        }
+    }
+
+    fn create_time(&self) -> Timestamp {
+        self.create_time
+    }
+
+    fn start_time(&self) -> Option<Timestamp> {
+        self.start_time
+    }
+
+    fn complete_time(&self) -> Option<Timestamp> {
+        self.complete_time
+    }
+
+    fn error_information(&self) -> Option<&ErrorInformation> {
+        self.error_information.as_ref()
+    }
+
+    fn rollback_info(&self) -> Option<&RollbackInfo> {
+        self.rollback_info.as_ref()
+    }
+
+    fn target_count(&self) -> usize {
+        self.targets.len()
+    }
+
+    fn target(&self, i: usize) -> TargetView<'_> {
+        let t = &self.targets[i];
+        TargetView {
+            target_id: &t.target_id,
+            status: t.status,
+            lifecycle_events: &t.lifecycle_events,
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        self.phase.is_finished()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The summary table
 
 /// A table of the deployment's hosts by lifecycle event, then its outcome: id, status, total
 /// time, host counts, the error, the rollback, and each failed host's diagnostics.
-pub fn summary_table(d: &Deployment) -> String {
+pub fn summary_table(d: &impl DeploymentView) -> String {
     let mut out = String::new();
-    if d.targets.is_empty() {
+    if d.target_count() == 0 {
         out.push_str("No targets.\n");
     } else {
         table(d, &mut out);
     }
     out.push('\n');
-    outcome(d, &mut out);
+    ending(d, &mut out);
     out
 }
 
-fn table(d: &Deployment, out: &mut String) {
+fn table(d: &impl DeploymentView, out: &mut String) {
     let events = event_columns(d);
     let full = host_rows(d, &events, Words::Full, true);
     if full.width() <= MAX_WIDTH {
@@ -84,7 +182,7 @@ fn table(d: &Deployment, out: &mut String) {
 /// The events the targets have, in the order they run. Targets usually share one list; merging
 /// keeps each target's own order when they do not (hosts that block traffic and hosts that do
 /// not, say).
-fn event_columns(d: &Deployment) -> Vec<LifecycleEventName> {
+fn event_columns(d: &impl DeploymentView) -> Vec<LifecycleEventName> {
     let mut columns: Vec<LifecycleEventName> = Vec::new();
     let mut last: Vec<LifecycleEventName> = Vec::new();
     for t in targets(d) {
@@ -116,8 +214,13 @@ fn event_columns(d: &Deployment) -> Vec<LifecycleEventName> {
 }
 
 /// A row per host: its id, a cell per event, its status.
-fn host_rows(d: &Deployment, events: &[LifecycleEventName], words: Words, timed: bool) -> Grid {
-    let mut rows = Vec::with_capacity(d.targets.len() + 1);
+fn host_rows(
+    d: &impl DeploymentView,
+    events: &[LifecycleEventName],
+    words: Words,
+    timed: bool,
+) -> Grid {
+    let mut rows = Vec::with_capacity(d.target_count() + 1);
     let mut header = vec!["Host".to_owned()];
     header.extend(events.iter().map(|e| event_title(*e, words).to_owned()));
     header.push("Status".to_owned());
@@ -132,7 +235,7 @@ fn host_rows(d: &Deployment, events: &[LifecycleEventName], words: Words, timed:
 }
 
 /// A row per event and a column per host; the last row is each host's status.
-fn event_rows(d: &Deployment, events: &[LifecycleEventName]) -> Grid {
+fn event_rows(d: &impl DeploymentView, events: &[LifecycleEventName]) -> Grid {
     let mut rows = Vec::with_capacity(events.len() + 2);
     let mut header = vec!["Event".to_owned()];
     header.extend(targets(d).map(|t| t.target_id.to_string()));
@@ -148,7 +251,7 @@ fn event_rows(d: &Deployment, events: &[LifecycleEventName]) -> Grid {
     Grid { rows }
 }
 
-fn find_event(t: &Target, name: LifecycleEventName) -> Option<&LifecycleEvent> {
+fn find_event<'a>(t: TargetView<'a>, name: LifecycleEventName) -> Option<&'a LifecycleEvent> {
     t.lifecycle_events
         .iter()
         .find(|e| e.lifecycle_event_name == name)
@@ -256,24 +359,34 @@ impl Grid {
     }
 }
 
+/// Exit 0 only for a deployment that succeeded; otherwise the reason goes to stderr.
+pub fn outcome(d: &impl DeploymentView) -> Outcome {
+    if d.status() == DeploymentStatus::Succeeded {
+        return Outcome::Done;
+    }
+    let reason = match d.error_information() {
+        Some(e) => format!(": {}: {}", e.code, e.message),
+        None if d.is_finished() => String::new(),
+        None => " (not finished)".to_owned(),
+    };
+    eprintln!("deployment {} is {}{reason}", d.deployment_id(), d.status());
+    Outcome::Failed
+}
+
 /// The lines under the table.
-fn outcome(d: &Deployment, out: &mut String) {
-    let _ = write!(out, "{} {}", d.deployment_id, d.status());
+fn ending(d: &impl DeploymentView, out: &mut String) {
+    let _ = write!(out, "{} {}", d.deployment_id(), d.status());
     if let Some(time) = total_time(d) {
         let _ = write!(out, " in {}", short_duration(time));
     }
     let _ = writeln!(out, "{GAP}{}", host_counts(d));
-    if let Some(e) = &d.error_information {
+    if let Some(e) = d.error_information() {
         let _ = writeln!(out, "Error: {}: {}", e.code, e.message);
     }
-    if let Some(message) = d
-        .rollback_info
-        .as_ref()
-        .and_then(|r| r.rollback_message.as_ref())
-    {
+    if let Some(message) = d.rollback_info().and_then(|r| r.rollback_message.as_ref()) {
         let _ = writeln!(out, "Rollback: {message}");
     }
-    let failed: Vec<&Target> = targets(d)
+    let failed: Vec<TargetView<'_>> = targets(d)
         .filter(|t| t.status == TargetStatus::Failed)
         .collect();
     for t in failed.iter().take(FAILED_HOSTS_SHOWN) {
@@ -296,8 +409,8 @@ fn outcome(d: &Deployment, out: &mut String) {
 }
 
 /// `3 hosts: 2 Succeeded, 1 Failed`, naming only the statuses some host is in.
-fn host_counts(d: &Deployment) -> String {
-    let o = d.overview();
+fn host_counts(d: &impl DeploymentView) -> String {
+    let o = DeploymentOverview::count(targets(d).map(|t| t.status));
     let counts = [
         (o.succeeded, TargetStatus::Succeeded),
         (o.failed, TargetStatus::Failed),
@@ -311,7 +424,7 @@ fn host_counts(d: &Deployment) -> String {
         .filter(|(n, _)| *n > 0)
         .map(|(n, s)| format!("{n} {s}"))
         .collect();
-    let total = d.targets.len();
+    let total = d.target_count();
     if parts.is_empty() {
         return "no hosts".to_owned();
     }
@@ -323,7 +436,7 @@ fn host_counts(d: &Deployment) -> String {
 }
 
 /// The event a failed host failed at, with its diagnostics and the end of its log.
-fn failed_host(t: &Target, out: &mut String) {
+fn failed_host(t: &TargetView<'_>, out: &mut String) {
     let Some(e) = t
         .lifecycle_events
         .iter()
@@ -370,6 +483,48 @@ fn failed_host(t: &Target, out: &mut String) {
     for line in &lines[from..] {
         let _ = writeln!(out, "  | {}", line.trim_end());
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The list
+
+/// One line per deployment, in the order given: id, status, application, group, hosts that
+/// succeeded of all, and a note (the rollback it is or had, or the error code).
+pub fn list_table(deployments: &[DeploymentInfo]) -> String {
+    let mut out = format!(
+        "{:<12} {:<11} {:<16} {:<16} {:<8} NOTE\n",
+        "DEPLOYMENT", "STATUS", "APPLICATION", "GROUP", "HOSTS"
+    );
+    for d in deployments {
+        let o = &d.deployment_overview;
+        let note = match &d.rollback_info {
+            Some(r) => match (
+                &r.rollback_triggering_deployment_id,
+                &r.rollback_deployment_id,
+            ) {
+                (Some(of), _) => format!("rollback of {of}"),
+                (None, Some(by)) => format!("rolled back by {by}"),
+                _ => r.rollback_message.clone().unwrap_or_default(),
+            },
+            None => d
+                .error_information
+                .as_ref()
+                .map(|e| e.code.to_string())
+                .unwrap_or_default(),
+        };
+        let line = format!(
+            "{:<12} {:<11} {:<16} {:<16} {:<8} {}",
+            d.deployment_id.as_str(),
+            d.status.as_str(),
+            d.application_name,
+            d.deployment_group_name,
+            format!("{}/{}", o.succeeded, o.total()),
+            note
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -454,21 +609,22 @@ impl Progress {
     }
 
     /// Shows what changed in `d` since it was last observed.
-    pub fn observe(&mut self, d: &Deployment) {
-        let index = match self.watches.iter().position(|w| w.id == d.deployment_id) {
+    pub fn observe(&mut self, d: &impl DeploymentView) {
+        let id = d.deployment_id();
+        let index = match self.watches.iter().position(|w| w.id == *id) {
             Some(i) => i,
             None => {
-                self.watches.push(Watch::new(d.deployment_id.clone()));
+                self.watches.push(Watch::new(id.clone()));
                 self.watches.len() - 1
             }
         };
-        if self.current.as_ref() != Some(&d.deployment_id) {
+        if self.current.as_ref() != Some(id) {
             if self.current.is_some() {
                 let seen_before = self.watches[index].version.is_some();
                 self.output.detail("");
                 self.output.note(&heading(d, seen_before));
             }
-            self.current = Some(d.deployment_id.clone());
+            self.current = Some(id.clone());
         }
         let Progress {
             output, watches, ..
@@ -503,12 +659,12 @@ impl Drop for Progress {
 }
 
 /// The line that introduces a second deployment: the rollback, usually.
-fn heading(d: &Deployment, seen_before: bool) -> String {
-    let id = &d.deployment_id;
+fn heading(d: &impl DeploymentView, seen_before: bool) -> String {
+    let id = d.deployment_id();
     if seen_before {
         return format!("Back to {id}");
     }
-    match &d.rollback_info {
+    match d.rollback_info() {
         Some(RollbackInfo {
             rollback_triggering_deployment_id: Some(from),
             rollback_message,
@@ -569,11 +725,11 @@ impl Watch {
         }
     }
 
-    fn observe(&mut self, d: &Deployment, out: &mut Output) {
-        if self.version == Some(d.version) {
+    fn observe(&mut self, d: &impl DeploymentView, out: &mut Output) {
+        if self.version == Some(d.version()) {
             return;
         }
-        self.version = Some(d.version);
+        self.version = Some(d.version());
         if let Output::Bars(multi) = out
             && self.bars.is_none()
         {
@@ -584,19 +740,18 @@ impl Watch {
         let status_changed = self.status != Some(status);
         self.status = Some(status);
         if status_changed && !status.is_final() {
-            let mut line = format!("{} {status}", d.deployment_id);
-            if let Phase::Queued { behind } = &d.phase {
+            let mut line = format!("{} {status}", d.deployment_id());
+            if let Some((behind, group)) = d.queued_behind() {
                 let _ = write!(
                     line,
-                    " behind {behind}: deployment group {} runs one deployment at a time",
-                    d.group.deployment_group_name
+                    " behind {behind}: deployment group {group} runs one deployment at a time"
                 );
             }
             out.detail(&line);
         }
 
         let mut running_changed = false;
-        if d.targets.len() != self.hosts.len() || !self.scan(d, out, &mut running_changed) {
+        if d.target_count() != self.hosts.len() || !self.scan(d, out, &mut running_changed) {
             // The targets were just resolved, or are not the ones seen before: match them up
             // by id and look at every one.
             self.resync(d);
@@ -605,12 +760,12 @@ impl Watch {
         }
 
         if status_changed && status.is_final() {
-            let mut line = format!("{} {status}", d.deployment_id);
+            let mut line = format!("{} {status}", d.deployment_id());
             if let Some(time) = total_time(d) {
                 let _ = write!(line, " in {}", short_duration(time));
             }
             out.note(&line);
-            if let Some(e) = &d.error_information {
+            if let Some(e) = d.error_information() {
                 out.note(&format!("  {}: {}", e.code, e.message));
             }
             // A rollback's own message was its heading; the deployment it rolls back tells
@@ -619,7 +774,7 @@ impl Watch {
                 rollback_triggering_deployment_id: None,
                 rollback_message: Some(message),
                 ..
-            }) = &d.rollback_info
+            }) = d.rollback_info()
             {
                 out.note(&format!("  {message}"));
             }
@@ -629,18 +784,23 @@ impl Watch {
 
     /// Compares the unsettled hosts with what was shown of them. False, having changed
     /// nothing, when a target is not the host seen at its place.
-    fn scan(&mut self, d: &Deployment, out: &mut Output, running_changed: &mut bool) -> bool {
+    fn scan(
+        &mut self,
+        d: &impl DeploymentView,
+        out: &mut Output,
+        running_changed: &mut bool,
+    ) -> bool {
         if self
             .unsettled
             .iter()
-            .any(|&i| target(d, i).target_id != self.hosts[i].id)
+            .any(|&i| *d.target(i).target_id != self.hosts[i].id)
         {
             return false;
         }
         let unsettled = std::mem::take(&mut self.unsettled);
         let mut still = Vec::with_capacity(unsettled.len());
         for i in unsettled {
-            if !self.host(i, target(d, i), d.targets.len(), out, running_changed) {
+            if !self.host(i, d.target(i), d.target_count(), out, running_changed) {
                 still.push(i);
             }
         }
@@ -652,7 +812,7 @@ impl Watch {
     fn host(
         &mut self,
         i: usize,
-        t: &Target,
+        t: TargetView<'_>,
         total: usize,
         out: &mut Output,
         running_changed: &mut bool,
@@ -717,15 +877,15 @@ impl Watch {
         true
     }
 
-    /// Lines the hosts up with `d.targets`, keeping what was shown of hosts seen before.
-    fn resync(&mut self, d: &Deployment) {
+    /// Lines the hosts up with the targets of `d`, keeping what was shown of hosts seen before.
+    fn resync(&mut self, d: &impl DeploymentView) {
         let mut old: BTreeMap<TargetId, HostSeen> = std::mem::take(&mut self.hosts)
             .into_iter()
             .map(|h| (h.id.clone(), h))
             .collect();
         self.hosts = targets(d)
             .map(|t| {
-                old.remove(&t.target_id).unwrap_or_else(|| HostSeen {
+                old.remove(t.target_id).unwrap_or_else(|| HostSeen {
                     id: t.target_id.clone(),
                     status: TargetStatus::Pending,
                     events: vec![LifecycleEventStatus::Pending; t.lifecycle_events.len()],
@@ -746,10 +906,10 @@ impl Watch {
             .iter()
             .enumerate()
             .filter_map(|(i, h)| {
-                let t = target(d, i);
+                let t = d.target(i);
                 h.events
                     .iter()
-                    .zip(&t.lifecycle_events)
+                    .zip(t.lifecycle_events)
                     .find(|(s, _)| **s == LifecycleEventStatus::InProgress)
                     .map(|(_, e)| (i, e.lifecycle_event_name))
             })
@@ -761,17 +921,17 @@ impl Watch {
             .max()
             .unwrap_or(0);
         self.event_width = targets(d)
-            .flat_map(|t| &t.lifecycle_events)
+            .flat_map(|t| t.lifecycle_events)
             .map(|e| e.lifecycle_event_name.as_str().len())
             .max()
             .unwrap_or(0);
     }
 
-    fn draw(&self, d: &Deployment, status_changed: bool, running_changed: bool) {
+    fn draw(&self, d: &impl DeploymentView, status_changed: bool, running_changed: bool) {
         let Some(bars) = &self.bars else {
             return;
         };
-        let total = d.targets.len() as u64;
+        let total = d.target_count() as u64;
         if bars.hosts.length() != Some(total) {
             bars.hosts.set_length(total);
         }
@@ -781,7 +941,7 @@ impl Watch {
         }
         if status_changed {
             bars.hosts
-                .set_prefix(format!("{} {}", d.deployment_id, d.status()));
+                .set_prefix(format!("{} {}", d.deployment_id(), d.status()));
         }
         if running_changed {
             bars.running.set_message(self.running_line());
@@ -857,17 +1017,9 @@ fn event_line(
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
 
-/// The targets as `&Target`, whether the deployment holds them or shared pointers to them.
-fn targets(d: &Deployment) -> impl Iterator<Item = &Target> {
-    d.targets.iter().map(as_target)
-}
-
-fn target(d: &Deployment, i: usize) -> &Target {
-    as_target(&d.targets[i])
-}
-
-fn as_target<T: Borrow<Target>>(t: &T) -> &Target {
-    t.borrow()
+/// The targets, in order.
+fn targets(d: &impl DeploymentView) -> impl Iterator<Item = TargetView<'_>> {
+    (0..d.target_count()).map(|i| d.target(i))
 }
 
 fn took(e: &LifecycleEvent) -> Option<Duration> {
@@ -875,10 +1027,10 @@ fn took(e: &LifecycleEvent) -> Option<Duration> {
 }
 
 /// From the start (or creation, if it never started) to the end.
-fn total_time(d: &Deployment) -> Option<Duration> {
+fn total_time(d: &impl DeploymentView) -> Option<Duration> {
     Some(
-        d.complete_time?
-            .since(d.start_time.unwrap_or(d.create_time)),
+        d.complete_time()?
+            .since(d.start_time().unwrap_or(d.create_time())),
     )
 }
 
@@ -905,7 +1057,7 @@ fn abbreviate(names: &[&str], n: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::{Arc, Mutex};
 
     use cutover_core::Timestamp;
@@ -923,11 +1075,11 @@ mod tests {
 
     /// Carries out one deployment: hosts finish their running events one at a time, taking
     /// [`event_time`] each, and fail where the test says.
-    struct Sim {
-        d: Deployment,
-        now: Timestamp,
+    pub(crate) struct Sim {
+        pub(crate) d: Deployment,
+        pub(crate) now: Timestamp,
         failures: Vec<(TargetId, LifecycleEventName)>,
-        rollback: Option<Deployment>,
+        pub(crate) rollback: Option<Deployment>,
     }
 
     fn group(
@@ -994,7 +1146,7 @@ mod tests {
     }
 
     impl Sim {
-        fn new(config_name: &str, with_traffic_control: bool, rolls_back: bool) -> Self {
+        pub(crate) fn new(config_name: &str, with_traffic_control: bool, rolls_back: bool) -> Self {
             let mut req = CreateDeployment::new(
                 DeploymentId::from_entropy(42),
                 group(config_name, with_traffic_control, rolls_back),
@@ -1010,7 +1162,7 @@ mod tests {
             Sim::of(d, now)
         }
 
-        fn of(d: Deployment, now: Timestamp) -> Self {
+        pub(crate) fn of(d: Deployment, now: Timestamp) -> Self {
             Sim {
                 d,
                 now,
@@ -1030,7 +1182,7 @@ mod tests {
         }
 
         /// Up to the moment the hosts are handed their first events.
-        fn start(&mut self, n: usize, mut observe: impl FnMut(&Deployment)) {
+        pub(crate) fn start(&mut self, n: usize, mut observe: impl FnMut(&Deployment)) {
             for event in [
                 Event::Created,
                 Event::GroupLockAcquired {
@@ -1046,7 +1198,7 @@ mod tests {
         }
 
         /// Finishes the first running event; false when none is running.
-        fn step(&mut self) -> bool {
+        pub(crate) fn step(&mut self) -> bool {
             let Some((host, event)) = self.d.targets.iter().find_map(|t| {
                 t.lifecycle_events
                     .iter()
@@ -1073,7 +1225,7 @@ mod tests {
         }
 
         /// Creates, runs and finishes the deployment on `n` hosts.
-        fn run(&mut self, n: usize, mut observe: impl FnMut(&Deployment)) {
+        pub(crate) fn run(&mut self, n: usize, mut observe: impl FnMut(&Deployment)) {
             self.start(n, &mut observe);
             while self.step() {
                 observe(&self.d);
@@ -1081,14 +1233,14 @@ mod tests {
             assert!(self.d.is_finished(), "{:?}", self.d.phase);
         }
 
-        fn fail(&mut self, host: &str, event: LifecycleEventName) {
+        pub(crate) fn fail(&mut self, host: &str, event: LifecycleEventName) {
             self.failures.push((TargetId::new(host), event));
         }
     }
 
     /// A writer the test keeps a handle to.
     #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
 
     impl Write for Captured {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -1102,12 +1254,12 @@ mod tests {
     }
 
     impl Captured {
-        fn text(&self) -> String {
+        pub(crate) fn text(&self) -> String {
             String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
         }
     }
 
-    fn plain() -> (Progress, Captured) {
+    pub(crate) fn plain() -> (Progress, Captured) {
         let out = Captured::default();
         (Progress::with_writer(Box::new(out.clone())), out)
     }

@@ -208,7 +208,7 @@ pub fn run(args: DeployArgs) -> anyhow::Result<Outcome> {
         println!();
         report::print_deployment(store, &r, false)?;
     }
-    Ok(report::outcome(&d))
+    Ok(crate::render::outcome(&d))
 }
 
 /// Copies (or unpacks) the revision into the state directory, refusing hostile archives, and

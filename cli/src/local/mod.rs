@@ -114,7 +114,7 @@ pub fn run(cmd: LocalCommand) -> anyhow::Result<Outcome> {
             };
             let d = local.deployment(&id)?;
             report::print_deployment(local.store(), &d, json)?;
-            Ok(report::outcome(&d))
+            Ok(crate::render::outcome(&d))
         }
         LocalCommand::List { json, state } => {
             let local = Local::open(&state)?;
@@ -184,7 +184,7 @@ fn parse_minimum(s: &str) -> Result<MinimumHealthyHosts, String> {
     Ok(MinimumHealthyHosts { kind, value })
 }
 
-fn parse_deployment_id(s: &str) -> anyhow::Result<DeploymentId> {
+pub(crate) fn parse_deployment_id(s: &str) -> anyhow::Result<DeploymentId> {
     s.parse()
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("'{s}' is not a deployment id (they look like d-ABCDEF123)"))

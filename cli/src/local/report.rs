@@ -2,12 +2,10 @@
 //! otherwise the summary table, the traffic registry and the list.
 
 use cutover_core::machine::Deployment;
-use cutover_core::model::DeploymentStatus;
 use cutover_local::LocalStore;
 use serde_json::json;
 
-use crate::Outcome;
-use crate::render::summary_table;
+use crate::render::{list_table, summary_table};
 
 /// `{"deploymentInfo": ..., "targets": [...]}`: `GetDeployment` and `instanceTarget` shapes.
 pub fn deployment_json(d: &Deployment) -> serde_json::Value {
@@ -54,58 +52,14 @@ fn print_traffic(store: &LocalStore, d: &Deployment) -> anyhow::Result<()> {
 
 /// `list`: one line per deployment, or `{"deployments": [deploymentInfo, ...]}`.
 pub fn print_list(deployments: &[Deployment], json: bool) {
+    let infos: Vec<_> = deployments.iter().map(|d| d.info()).collect();
     if json {
-        let infos: Vec<_> = deployments.iter().map(|d| d.info()).collect();
         println!("{}", json!({ "deployments": infos }));
         return;
     }
-    if deployments.is_empty() {
+    if infos.is_empty() {
         println!("no deployments yet");
         return;
     }
-    println!(
-        "{:<12} {:<11} {:<16} {:<16} {:<8} NOTE",
-        "DEPLOYMENT", "STATUS", "APPLICATION", "GROUP", "HOSTS"
-    );
-    for d in deployments {
-        let o = d.overview();
-        let note = match &d.rollback_info {
-            Some(r) => match (
-                &r.rollback_triggering_deployment_id,
-                &r.rollback_deployment_id,
-            ) {
-                (Some(of), _) => format!("rollback of {of}"),
-                (None, Some(by)) => format!("rolled back by {by}"),
-                _ => r.rollback_message.clone().unwrap_or_default(),
-            },
-            None => d
-                .error_information
-                .as_ref()
-                .map(|e| e.code.to_string())
-                .unwrap_or_default(),
-        };
-        println!(
-            "{:<12} {:<11} {:<16} {:<16} {:<8} {}",
-            d.deployment_id.as_str(),
-            d.status().to_string(),
-            d.application_name,
-            d.group.deployment_group_name,
-            format!("{}/{}", o.succeeded, d.targets.len()),
-            note
-        );
-    }
-}
-
-/// Exit 0 only for a deployment that succeeded; otherwise the reason goes to stderr.
-pub fn outcome(d: &Deployment) -> Outcome {
-    if d.status() == DeploymentStatus::Succeeded {
-        return Outcome::Done;
-    }
-    let reason = match &d.error_information {
-        Some(e) => format!(": {}: {}", e.code, e.message),
-        None if d.is_finished() => String::new(),
-        None => " (not finished)".to_owned(),
-    };
-    eprintln!("deployment {} is {}{reason}", d.deployment_id, d.status());
-    Outcome::Failed
+    print!("{}", list_table(&infos));
 }

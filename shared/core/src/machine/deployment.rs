@@ -309,18 +309,7 @@ impl Deployment {
 
     /// How many targets are in each status.
     pub fn overview(&self) -> DeploymentOverview {
-        let mut o = DeploymentOverview::default();
-        for t in &self.targets {
-            match t.status {
-                TargetStatus::Pending | TargetStatus::Unknown => o.pending += 1,
-                TargetStatus::InProgress => o.in_progress += 1,
-                TargetStatus::Succeeded => o.succeeded += 1,
-                TargetStatus::Failed => o.failed += 1,
-                TargetStatus::Skipped => o.skipped += 1,
-                TargetStatus::Ready => o.ready += 1,
-            }
-        }
-        o
+        DeploymentOverview::count(self.targets.iter().map(|t| t.status))
     }
 
     /// CodeDeploy's `deploymentInfo` view of this deployment.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     AlarmConfiguration, AutoRollbackConfiguration, BlueGreenDeploymentConfiguration,
     ComputePlatform, DeploymentStyle, Ec2TagSet, LoadBalancerInfo, RevisionLocation, TagFilter,
-    wire_enum,
+    TargetStatus, wire_enum,
 };
 use crate::ids::DeploymentId;
 use crate::time::Timestamp;
@@ -114,6 +114,29 @@ pub struct DeploymentOverview {
     pub failed: u64,
     pub skipped: u64,
     pub ready: u64,
+}
+
+impl DeploymentOverview {
+    /// Counts targets by status; CodeDeploy counts an `Unknown` target as `Pending`.
+    pub fn count(statuses: impl IntoIterator<Item = TargetStatus>) -> Self {
+        let mut o = DeploymentOverview::default();
+        for status in statuses {
+            match status {
+                TargetStatus::Pending | TargetStatus::Unknown => o.pending += 1,
+                TargetStatus::InProgress => o.in_progress += 1,
+                TargetStatus::Succeeded => o.succeeded += 1,
+                TargetStatus::Failed => o.failed += 1,
+                TargetStatus::Skipped => o.skipped += 1,
+                TargetStatus::Ready => o.ready += 1,
+            }
+        }
+        o
+    }
+
+    /// How many targets were counted.
+    pub fn total(&self) -> u64 {
+        self.pending + self.in_progress + self.succeeded + self.failed + self.skipped + self.ready
+    }
 }
 
 /// Links a deployment and its automatic rollback, in both directions.
