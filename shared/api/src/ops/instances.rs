@@ -216,11 +216,12 @@ pub async fn register(
             ),
         ));
     }
+    let instance_arn = format!("arn:{partition}:codedeploy:{region}:{account}:instance/{name}");
     let instance = InstanceInfo {
         instance_name: name.to_owned(),
-        iam_session_arn: session.clone(),
-        iam_user_arn: user.clone(),
-        instance_arn: format!("arn:{partition}:codedeploy:{region}:{account}:instance/{name}"),
+        iam_session_arn: session,
+        iam_user_arn: user,
+        instance_arn,
         register_time: now,
         deregister_time: None,
         tags: Vec::new(),

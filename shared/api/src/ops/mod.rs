@@ -41,7 +41,7 @@ pub fn page<T: Clone>(
     Ok((names[start..end].to_vec(), next))
 }
 
-/// CodeDeploy's longest application or deployment group name.
+/// CodeDeploy's longest application, deployment group or on-premises instance name.
 pub const MAX_NAME: usize = 100;
 
 pub fn application_name(value: Option<&str>) -> Result<&str, ApiError> {
