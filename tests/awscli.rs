@@ -14,6 +14,11 @@ use crate::{repo_root, stderr, stdout};
 pub const KEY_ID: &str = "AKCUTESTKEY0000001";
 pub const SECRET: &str = "test-secret-that-only-this-test-knows";
 
+/// The IAM user the tests register on-premises instance `name` with.
+pub fn user_arn(name: &str) -> String {
+    format!("arn:aws:iam::123456789012:user/on-prem/{name}")
+}
+
 /// A tool of the test venv, which the test command installs (`scripts/emulator venv`).
 pub fn venv(tool: &str) -> PathBuf {
     let path = repo_root().join(".venv/bin").join(tool);
@@ -120,6 +125,35 @@ impl Clients {
             "aws deploy {args:?}: expected {exception}, got: {err}"
         );
         err
+    }
+
+    /// Registers on-premises instance `name` with an IAM user of its own ([`user_arn`]), and
+    /// tags it with `tags` (`Key=K,Value=V` each).
+    pub fn register_instance(&self, name: &str, tags: &[&str]) {
+        self.ok(&[
+            "register-on-premises-instance",
+            "--instance-name",
+            name,
+            "--iam-user-arn",
+            &user_arn(name),
+        ]);
+        if !tags.is_empty() {
+            let mut args = vec![
+                "add-tags-to-on-premises-instances",
+                "--instance-names",
+                name,
+                "--tags",
+            ];
+            args.extend_from_slice(tags);
+            self.ok(&args);
+        }
+    }
+
+    /// `list-on-premises-instances` with `args`: the names.
+    pub fn instance_names(&self, args: &[&str]) -> Value {
+        let mut all = vec!["list-on-premises-instances"];
+        all.extend_from_slice(args);
+        self.ok(&all)["instanceNames"].clone()
     }
 
     /// `aws deploy wait deployment-successful`: its exit code (0 for a success, 255 for a

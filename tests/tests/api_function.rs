@@ -8,7 +8,9 @@ use std::time::Duration;
 use cutover_tests::awscli::{Clients, KEY_ID, SECRET};
 use cutover_tests::cloud::Stack;
 use cutover_tests::url::FunctionUrl;
-use cutover_tests::{failing_webapp, slow_webapp, stderr, webapp};
+use std::process::Command;
+
+use cutover_tests::{binary, failing_webapp, slow_webapp, stderr, stdout, webapp};
 use serde_json::{Value, json};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/CodeDeployRole";
@@ -279,6 +281,42 @@ async fn boto3_runs_the_flow_against_the_api_function() {
         assert!(out.status.success(), "{}", stderr(&out));
         let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(listed["applications"], json!(["Shop"]));
+
+        // The operator commands reach the stack's API as they reach `cutover serve`.
+        let operator = |args: &[&str]| {
+            Command::new(binary("cutover"))
+                .args(args)
+                .args(["--endpoint", &clients.endpoint])
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("HOME", profile.path())
+                .env("AWS_ACCESS_KEY_ID", KEY_ID)
+                .env("AWS_SECRET_ACCESS_KEY", SECRET)
+                .env("NO_PROXY", "127.0.0.1,localhost")
+                .output()
+                .expect("cutover runs")
+        };
+        let location = format!("bucket={bucket},key=boto/good.zip,bundleType=zip");
+        let out = operator(&[
+            "deploy",
+            "--application-name",
+            "Shop",
+            "--deployment-group-name",
+            "Web",
+            "--s3-location",
+            &location,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let summary = stdout(&out);
+        assert!(summary.contains("Succeeded"), "{summary}");
+        let out = operator(&["list", "--application-name", "Shop"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            stdout(&out).lines().filter(|l| l.starts_with("d-")).count(),
+            3,
+            "{}",
+            stdout(&out)
+        );
     })
     .await
     .expect("the boto3 flow passes");

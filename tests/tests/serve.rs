@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+use cutover_tests::awscli::user_arn;
 use cutover_tests::serve::{
     KEY_ID, ROLE, SECRET, Serve, WaitBounded, failing_webapp, slow_webapp, upload_revisions,
 };
@@ -1058,6 +1059,319 @@ fn the_aws_cli_tags_applications_and_groups_by_arn() {
         ],
         "ArnNotSupportedException",
     );
+}
+
+/// An IAM user ARN of the test account, for on-premises instance `name`.
+
+#[test]
+fn the_aws_cli_registers_tags_and_deregisters_on_premises_instances() {
+    let serve = Serve::start();
+    serve.register_instance("rack-1", &["Key=Role,Value=web", "Key=Env,Value=prod"]);
+    serve.ok(&[
+        "register-on-premises-instance",
+        "--instance-name",
+        "rack-2",
+        "--iam-session-arn",
+        "arn:aws:sts::123456789012:assumed-role/OnPrem/rack-2",
+    ]);
+    serve.register_instance("rack-3", &["Key=Role,Value=db"]);
+    serve.ok(&[
+        "add-tags-to-on-premises-instances",
+        "--instance-names",
+        "rack-2",
+        "rack-3",
+        "--tags",
+        "Key=Env,Value=staging",
+    ]);
+
+    let info = serve.ok(&["get-on-premises-instance", "--instance-name", "rack-1"])["instanceInfo"]
+        .clone();
+    assert_eq!(info["instanceName"], "rack-1");
+    assert_eq!(info["iamUserArn"], user_arn("rack-1"));
+    assert_eq!(
+        info["instanceArn"],
+        "arn:aws:codedeploy:us-east-1:123456789012:instance/rack-1"
+    );
+    assert!(info["registerTime"].is_number(), "{info}");
+    assert!(info.get("deregisterTime").is_none(), "{info}");
+    assert_eq!(
+        info["tags"],
+        json!([{"Key": "Role", "Value": "web"}, {"Key": "Env", "Value": "prod"}])
+    );
+    let info = serve.ok(&["get-on-premises-instance", "--instance-name", "rack-2"])["instanceInfo"]
+        .clone();
+    assert_eq!(
+        info["iamSessionArn"],
+        "arn:aws:sts::123456789012:assumed-role/OnPrem/rack-2"
+    );
+    assert_eq!(info["tags"], json!([{"Key": "Env", "Value": "staging"}]));
+
+    assert_eq!(
+        serve.instance_names(&[]),
+        json!(["rack-1", "rack-2", "rack-3"])
+    );
+    let staging = ["--tag-filters", "Key=Env,Value=staging,Type=KEY_AND_VALUE"];
+    assert_eq!(serve.instance_names(&staging), json!(["rack-2", "rack-3"]));
+    assert_eq!(
+        serve.instance_names(&[
+            "--tag-filters",
+            "Key=Role,Type=KEY_ONLY",
+            "Value=prod,Type=VALUE_ONLY"
+        ]),
+        json!(["rack-1", "rack-3"])
+    );
+    serve.ok(&[
+        "remove-tags-from-on-premises-instances",
+        "--instance-names",
+        "rack-2",
+        "--tags",
+        "Key=Env,Value=staging",
+    ]);
+    assert_eq!(serve.instance_names(&staging), json!(["rack-3"]));
+
+    let got = serve.ok(&[
+        "batch-get-on-premises-instances",
+        "--instance-names",
+        "rack-3",
+        "nowhere",
+        "rack-1",
+    ]);
+    let names: Vec<&Value> = got["instanceInfos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["instanceName"])
+        .collect();
+    assert_eq!(names, [&json!("rack-3"), &json!("rack-1")], "{got}");
+
+    // The aws CLI's own `deploy deregister` reads the instance, removes its tags and
+    // deregisters it (--no-delete-iam-user leaves IAM alone).
+    let out = serve.aws(&[
+        "deregister",
+        "--instance-name",
+        "rack-3",
+        "--no-delete-iam-user",
+    ]);
+    assert!(
+        stdout(&out).contains("Deregistering the on-premises instance... DONE"),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let info = serve.ok(&["get-on-premises-instance", "--instance-name", "rack-3"])["instanceInfo"]
+        .clone();
+    assert!(info["deregisterTime"].is_number(), "{info}");
+    assert_eq!(info["tags"], json!([]));
+    // Deregistering again is harmless.
+    serve.ok(&[
+        "deregister-on-premises-instance",
+        "--instance-name",
+        "rack-3",
+    ]);
+    let registered = ["--registration-status", "Registered"];
+    assert_eq!(
+        serve.instance_names(&registered),
+        json!(["rack-1", "rack-2"])
+    );
+    let deregistered = ["--registration-status", "Deregistered"];
+    assert_eq!(serve.instance_names(&deregistered), json!(["rack-3"]));
+
+    // Bad input gets CodeDeploy's exceptions and changes nothing.
+    let register_fails = |name: &str, arn: &[&str], exception: &str| {
+        let mut args = vec!["register-on-premises-instance", "--instance-name", name];
+        args.extend_from_slice(arn);
+        serve.fails(&args, exception);
+    };
+    let rack_4 = user_arn("rack-4");
+    register_fails(
+        "rack-1",
+        &["--iam-user-arn", &rack_4],
+        "InstanceNameAlreadyRegisteredException",
+    );
+    register_fails(
+        "rack-4",
+        &[
+            "--iam-user-arn",
+            &rack_4,
+            "--iam-session-arn",
+            "arn:aws:sts::123456789012:assumed-role/OnPrem/rack-4",
+        ],
+        "MultipleIamArnsProvidedException",
+    );
+    register_fails("rack-4", &[], "IamArnRequiredException");
+    register_fails(
+        "rack-4",
+        &["--iam-user-arn", &user_arn("rack-1")],
+        "IamUserArnAlreadyRegisteredException",
+    );
+    register_fails(
+        "rack-4",
+        &["--iam-user-arn", "arn:aws:iam::123456789012:role/x"],
+        "InvalidIamUserArnException",
+    );
+    register_fails(
+        "rack 4",
+        &["--iam-user-arn", &rack_4],
+        "InvalidInstanceNameException",
+    );
+    serve.fails(
+        &["get-on-premises-instance", "--instance-name", "rack-9"],
+        "InstanceNotRegisteredException",
+    );
+    serve.fails(
+        &[
+            "deregister-on-premises-instance",
+            "--instance-name",
+            "rack-9",
+        ],
+        "InstanceNotRegisteredException",
+    );
+    serve.fails(
+        &[
+            "add-tags-to-on-premises-instances",
+            "--instance-names",
+            "rack-1",
+            "rack-9",
+            "--tags",
+            "Key=Role,Value=api",
+        ],
+        "InstanceNotRegisteredException",
+    );
+    serve.fails(
+        &[
+            "add-tags-to-on-premises-instances",
+            "--instance-names",
+            "rack-3",
+            "--tags",
+            "Key=Role,Value=api",
+        ],
+        "InstanceNotRegisteredException",
+    );
+    serve.fails(
+        &[
+            "list-on-premises-instances",
+            "--registration-status",
+            "Gone",
+        ],
+        "InvalidRegistrationStatusException",
+    );
+    assert_eq!(
+        serve.instance_names(&[]),
+        json!(["rack-1", "rack-2", "rack-3"])
+    );
+    let info = serve.ok(&["get-on-premises-instance", "--instance-name", "rack-1"])["instanceInfo"]
+        .clone();
+    assert_eq!(
+        info["tags"],
+        json!([{"Key": "Role", "Value": "web"}, {"Key": "Env", "Value": "prod"}])
+    );
+}
+
+#[test]
+fn the_aws_cli_deploys_to_the_on_premises_instances_a_group_selects_by_tags() {
+    let webapp = repo_root().join("examples/webapp");
+    let bucket = upload_revisions(&[("onprem/web.zip", &webapp)]);
+    let serve = Serve::start_reading_s3(&cutover_tests::emulator::Emulator::url());
+    serve.ok(&["create-application", "--application-name", "Shop"]);
+    serve.register_instance("web-1", &["Key=Role,Value=web"]);
+    serve.register_instance("db-1", &["Key=Role,Value=db", "Key=Env,Value=prod"]);
+    serve.register_instance("web-2", &["Key=Role,Value=web", "Key=Env,Value=prod"]);
+    serve.register_instance("web-old", &["Key=Role,Value=web"]);
+    serve.ok(&[
+        "deregister-on-premises-instance",
+        "--instance-name",
+        "web-old",
+    ]);
+    let group = |name: &str, selection: &[&str]| {
+        let mut args = vec![
+            "create-deployment-group",
+            "--application-name",
+            "Shop",
+            "--deployment-group-name",
+            name,
+            "--service-role-arn",
+            ROLE,
+        ];
+        args.extend_from_slice(selection);
+        serve.ok(&args);
+    };
+    group(
+        "Web",
+        &[
+            "--on-premises-instance-tag-filters",
+            "Key=Role,Value=web,Type=KEY_AND_VALUE",
+        ],
+    );
+    // Every group of a tag set must match: Env=prod and (Role=db or Role=cache).
+    group(
+        "Db",
+        &[
+            "--on-premises-tag-set",
+            r#"{"onPremisesTagSetList": [
+                [{"Key": "Env", "Value": "prod", "Type": "KEY_AND_VALUE"}],
+                [{"Key": "Role", "Value": "db", "Type": "KEY_AND_VALUE"},
+                 {"Key": "Role", "Value": "cache", "Type": "KEY_AND_VALUE"}]
+            ]}"#,
+        ],
+    );
+    group(
+        "Cache",
+        &[
+            "--on-premises-instance-tag-filters",
+            "Key=Role,Value=cache,Type=KEY_AND_VALUE",
+        ],
+    );
+    let deploy = |group: &str| {
+        let created = serve.ok(&[
+            "create-deployment",
+            "--application-name",
+            "Shop",
+            "--deployment-group-name",
+            group,
+            "--s3-location",
+            &format!("bucket={bucket},key=onprem/web.zip,bundleType=zip"),
+        ]);
+        let id = created["deploymentId"].as_str().unwrap().to_owned();
+        let waited = serve
+            .aws(&["wait", "deployment-successful", "--deployment-id", &id])
+            .status
+            .code();
+        (id, waited)
+    };
+    let site = |host: &str| {
+        serve
+            .state
+            .join("hosts")
+            .join(host)
+            .join("srv/webapp/index.html")
+    };
+
+    let (web, waited) = deploy("Web");
+    assert_eq!(waited, Some(0));
+    let targets = serve.ok(&["list-deployment-targets", "--deployment-id", &web]);
+    assert_eq!(targets["targetIds"], json!(["web-1", "web-2"]), "{targets}");
+    assert!(site("web-1").is_file());
+    assert!(site("web-2").is_file());
+    for untouched in ["db-1", "web-old", "host-1"] {
+        assert!(
+            !serve.state.join("hosts").join(untouched).exists(),
+            "{untouched} was not selected"
+        );
+    }
+
+    let (db, waited) = deploy("Db");
+    assert_eq!(waited, Some(0));
+    let targets = serve.ok(&["list-deployment-targets", "--deployment-id", &db]);
+    assert_eq!(targets["targetIds"], json!(["db-1"]), "{targets}");
+    assert!(site("db-1").is_file());
+
+    // Filters that match no registered instance fail the deployment as CodeDeploy does.
+    let (cache, waited) = deploy("Cache");
+    assert_eq!(waited, Some(255));
+    let info = &serve.ok(&["get-deployment", "--deployment-id", &cache])["deploymentInfo"];
+    assert_eq!(info["status"], "Failed");
+    assert_eq!(info["errorInformation"]["code"], "NO_INSTANCES", "{info}");
+    assert!(!serve.state.join("hosts/web-old").exists());
 }
 
 #[test]

@@ -327,7 +327,8 @@ mod tests {
             assert_eq!(received.header("host"), Some("127.0.0.1:7447"));
             assert_eq!(received.header("x-amz-security-token"), token);
             let signed_by = cutover_api::sigv4::verify(&received, SERVICE, &keys[..], now).unwrap();
-            assert_eq!(signed_by, "AKCUTOVER");
+            assert_eq!(signed_by.access_key_id, "AKCUTOVER");
+            assert_eq!(signed_by.region, "eu-west-1");
         }
         let wrong = client("wrong", None)
             .signed("GetDeployment", b"{}".to_vec(), now)

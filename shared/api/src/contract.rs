@@ -5,8 +5,8 @@
 use cutover_core::Timestamp;
 use cutover_core::config::{DeploymentConfigInfo, predefined};
 use cutover_core::model::{
-    ApplicationInfo, ComputePlatform, DeploymentGroupInfo, GenericRevisionInfo, RevisionLocation,
-    S3Location,
+    ApplicationInfo, ComputePlatform, DeploymentGroupInfo, GenericRevisionInfo, InstanceInfo,
+    RevisionLocation, S3Location,
 };
 
 use crate::ops::tags::{Tag, Tagged};
@@ -61,6 +61,18 @@ fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
             value: (*v).into(),
         })
         .collect()
+}
+
+fn instance(name: &str) -> InstanceInfo {
+    InstanceInfo {
+        instance_name: name.into(),
+        iam_session_arn: None,
+        iam_user_arn: Some(format!("arn:aws:iam::123456789012:user/{name}")),
+        instance_arn: format!("arn:aws:codedeploy:us-east-1:123456789012:instance/{name}"),
+        register_time: Timestamp::from_secs(1_700_000_000),
+        deregister_time: None,
+        tags: Vec::new(),
+    }
 }
 
 fn group_key(app: &str, group: &str) -> String {
@@ -398,6 +410,48 @@ pub async fn check(registry: &impl Registry) {
             .expect(ANSWERS),
         []
     );
+    // On-premises instances: a name is registered once at a time; a deregistered one is kept
+    // until its name is registered again.
+    assert!(
+        registry
+            .register_instance(&instance("rack-2"))
+            .await
+            .expect(ANSWERS)
+    );
+    assert!(
+        registry
+            .register_instance(&instance("rack-1"))
+            .await
+            .expect(ANSWERS)
+    );
+    let mut again = instance("rack-2");
+    again.iam_user_arn = Some("arn:aws:iam::123456789012:user/other".into());
+    assert!(!registry.register_instance(&again).await.expect(ANSWERS));
+    assert_eq!(
+        registry.instance("rack-2").await.expect(ANSWERS),
+        Some(instance("rack-2"))
+    );
+    let mut tagged = instance("rack-2");
+    tagged.tags = tags(&[("Env", "prod")]);
+    tagged.deregister_time = Some(Timestamp::from_secs(1_700_000_100));
+    assert!(registry.update_instance(&tagged).await.expect(ANSWERS));
+    assert!(
+        !registry
+            .update_instance(&instance("rack-9"))
+            .await
+            .expect(ANSWERS)
+    );
+    assert_eq!(
+        registry.instances().await.expect(ANSWERS),
+        [instance("rack-1"), tagged]
+    );
+    assert!(registry.register_instance(&again).await.expect(ANSWERS));
+    assert_eq!(
+        registry.instance("rack-2").await.expect(ANSWERS),
+        Some(again)
+    );
+    assert_eq!(registry.instance("rack-9").await.expect(ANSWERS), None);
+
     // A new application of the old name starts empty.
     assert!(
         registry

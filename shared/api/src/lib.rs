@@ -10,6 +10,8 @@ pub mod ops;
 pub mod registry;
 mod service;
 pub mod sigv4;
+#[cfg(test)]
+mod testing;
 pub mod wire;
 
 pub use deployer::Deployer;

@@ -1,5 +1,5 @@
 //! The registry port: where the API keeps applications, their revisions and deployment
-//! groups, and custom deployment configurations, and reads deployments.
+//! groups, custom deployment configurations and on-premises instances, and reads deployments.
 //! The local store and the DynamoDB table implement it.
 
 use std::future::Future;
@@ -9,7 +9,7 @@ use cutover_core::Timestamp;
 use cutover_core::config::DeploymentConfigInfo;
 use cutover_core::machine::Deployment;
 use cutover_core::model::{
-    ApplicationInfo, DeploymentGroupInfo, GenericRevisionInfo, RevisionLocation,
+    ApplicationInfo, DeploymentGroupInfo, GenericRevisionInfo, InstanceInfo, RevisionLocation,
 };
 use cutover_engine::PortError;
 
@@ -35,7 +35,8 @@ pub enum Rename {
     NameTaken,
 }
 
-/// Applications, their deployment groups, and custom deployment configurations.
+/// Applications, their deployment groups, custom deployment configurations, and on-premises
+/// instances.
 pub trait Registry: Send + Sync {
     /// Saves a new application; false if one of that name exists already.
     fn create_application(
@@ -169,4 +170,27 @@ pub trait Registry: Send + Sync {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<ConfigDeletion, PortError>> + Send;
+
+    /// Saves a newly registered on-premises instance; false if an instance of that name is
+    /// registered already (a deregistered one of that name is replaced).
+    fn register_instance(
+        &self,
+        instance: &InstanceInfo,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+
+    /// An on-premises instance, registered or deregistered.
+    fn instance(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<InstanceInfo>, PortError>> + Send;
+
+    /// Every on-premises instance, registered or deregistered, in name order.
+    fn instances(&self) -> impl Future<Output = Result<Vec<InstanceInfo>, PortError>> + Send;
+
+    /// Replaces the saved record of an instance (its tags, its deregistration); false if there
+    /// is none.
+    fn update_instance(
+        &self,
+        instance: &InstanceInfo,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
 }

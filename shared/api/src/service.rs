@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::deployer::Deployer;
-use crate::ops::{applications, configs, deployments, groups, revisions, tags};
+use crate::ops::{applications, configs, deployments, groups, instances, revisions, tags};
 use crate::registry::Registry;
 use crate::sigv4::{self, AccessKey};
 use crate::wire::{ApiError, ApiRequest, ApiResponse, ErrorKind, MAX_BODY};
@@ -61,7 +61,7 @@ impl<R: Registry, D: Deployer> Api<R, D> {
                 ),
             ));
         }
-        sigv4::verify(request, SERVICE, self.keys.as_slice(), now)?;
+        let signer = sigv4::verify(request, SERVICE, self.keys.as_slice(), now)?;
         let now = Timestamp::from(now);
         let r = &*self.registry;
         match request.operation()? {
@@ -114,6 +114,19 @@ impl<R: Registry, D: Deployer> Api<R, D> {
             "GetDeploymentConfig" => json(configs::get(r, input(request)?).await),
             "DeleteDeploymentConfig" => json(configs::delete(r, input(request)?).await),
             "ListDeploymentConfigs" => json(configs::list(r, input(request)?).await),
+            "RegisterOnPremisesInstance" => {
+                json(instances::register(r, input(request)?, now, &signer.region).await)
+            }
+            "DeregisterOnPremisesInstance" => {
+                json(instances::deregister(r, input(request)?, now).await)
+            }
+            "GetOnPremisesInstance" => json(instances::get(r, input(request)?).await),
+            "ListOnPremisesInstances" => json(instances::list(r, input(request)?).await),
+            "BatchGetOnPremisesInstances" => json(instances::batch_get(r, input(request)?).await),
+            "AddTagsToOnPremisesInstances" => json(instances::add_tags(r, input(request)?).await),
+            "RemoveTagsFromOnPremisesInstances" => {
+                json(instances::remove_tags(r, input(request)?).await)
+            }
             other => Err(ApiError::new(
                 ErrorKind::UnknownOperation,
                 format!("cutover does not implement the operation {other}"),

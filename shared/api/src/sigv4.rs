@@ -111,8 +111,17 @@ const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// The last part of every credential scope.
 const TERMINATOR: &str = "aws4_request";
 
+/// Who signed a request that verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signer {
+    /// The access key that signed it.
+    pub access_key_id: String,
+    /// The region it was signed for: the region the caller addresses, which names it in ARNs.
+    pub region: String,
+}
+
 /// Verifies `request`'s signature for service `service` ("codedeploy") at `now`; returns the
-/// access key id that signed it.
+/// access key id that signed it and the region it was signed for.
 ///
 /// Fails with `MissingAuthenticationToken` for a request without an Authorization header,
 /// `UnrecognizedClient` for a key `keys` does not hold, and `InvalidSignature` for anything else:
@@ -123,7 +132,7 @@ pub fn verify(
     service: &str,
     keys: &(impl KeyStore + ?Sized),
     now: SystemTime,
-) -> Result<String, ApiError> {
+) -> Result<Signer, ApiError> {
     let authorization = request.header("authorization").ok_or_else(|| {
         ApiError::new(
             ErrorKind::MissingAuthenticationToken,
@@ -171,7 +180,10 @@ pub fn verify(
              Check your AWS Secret Access Key and signing method.",
         ));
     }
-    Ok(scope.access_key_id.to_owned())
+    Ok(Signer {
+        access_key_id: scope.access_key_id.to_owned(),
+        region: scope.region.to_owned(),
+    })
 }
 
 /// The parts of an `Authorization: AWS4-HMAC-SHA256 Credential=..., SignedHeaders=...,
@@ -510,7 +522,7 @@ mod tests {
     }
 
     fn check(request: &ApiRequest, now: SystemTime) -> Result<String, ApiError> {
-        verify(request, SERVICE, keys().as_slice(), now)
+        verify(request, SERVICE, keys().as_slice(), now).map(|signer| signer.access_key_id)
     }
 
     fn owned(headers: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -663,6 +675,8 @@ mod tests {
     #[test]
     fn a_request_signed_by_the_sdk_verifies_and_names_its_key() {
         assert_eq!(check(&signed(), at(SIGNED_AT)).unwrap(), KEY_ID);
+        let signer = verify(&signed(), SERVICE, keys().as_slice(), at(SIGNED_AT)).unwrap();
+        assert_eq!(signer.region, "eu-west-3");
         let other = signed_by_sdk("AKIDOTHER", "other", None, at(SIGNED_AT));
         assert_eq!(check(&other, at(SIGNED_AT)).unwrap(), "AKIDOTHER");
     }

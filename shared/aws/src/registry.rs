@@ -13,7 +13,7 @@ use cutover_api::{ConfigDeletion, Registry, Rename};
 use cutover_core::config::DeploymentConfigInfo;
 use cutover_core::machine::Deployment;
 use cutover_core::model::{
-    ApplicationInfo, DeploymentGroupInfo, GenericRevisionInfo, RevisionLocation,
+    ApplicationInfo, DeploymentGroupInfo, GenericRevisionInfo, InstanceInfo, RevisionLocation,
 };
 use cutover_core::{DeploymentId, Timestamp};
 use cutover_engine::{PortError, Store};
@@ -681,6 +681,64 @@ impl Registry for DynamoStore {
             ConfigDeletion::Missing
         })
     }
+
+    /// Saves a newly registered on-premises instance; false if one of that name is registered
+    /// (a deregistered one is replaced).
+    async fn register_instance(&self, instance: &InstanceInfo) -> Result<bool, PortError> {
+        let name = &instance.instance_name;
+        let saved = self
+            .client()
+            .put_item()
+            .table_name(self.table())
+            .item("PK", s(INSTANCES))
+            .item("SK", s(name))
+            .item("body", s(json(instance)?))
+            .item("registered", AttributeValue::Bool(instance.is_registered()))
+            .condition_expression("attribute_not_exists(PK) OR registered = :no")
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .send()
+            .await;
+        match saved {
+            Ok(_) => Ok(true),
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(port_error(format!("registering instance {name}"), e)),
+        }
+    }
+
+    async fn instance(&self, name: &str) -> Result<Option<InstanceInfo>, PortError> {
+        self.body(INSTANCES.into(), name.into(), "instance").await
+    }
+
+    /// Every on-premises instance, registered or not, in name order.
+    async fn instances(&self) -> Result<Vec<InstanceInfo>, PortError> {
+        self.query(INSTANCES.into())
+            .await?
+            .iter()
+            .filter_map(|i| i.get("body"))
+            .map(|body| parse(body, "instance"))
+            .collect()
+    }
+
+    /// Replaces an instance's record; false if there is none of its name.
+    async fn update_instance(&self, instance: &InstanceInfo) -> Result<bool, PortError> {
+        let name = &instance.instance_name;
+        let saved = self
+            .client()
+            .put_item()
+            .table_name(self.table())
+            .item("PK", s(INSTANCES))
+            .item("SK", s(name))
+            .item("body", s(json(instance)?))
+            .item("registered", AttributeValue::Bool(instance.is_registered()))
+            .condition_expression("attribute_exists(PK)")
+            .send()
+            .await;
+        match saved {
+            Ok(_) => Ok(true),
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(port_error(format!("saving instance {name}"), e)),
+        }
+    }
 }
 
 fn tags_pk(resource: &Tagged) -> String {
@@ -704,3 +762,6 @@ fn sort_keys(items: &[Item]) -> Vec<String> {
         .filter_map(|i| string(i, "SK").map(str::to_owned))
         .collect()
 }
+
+/// The partition of on-premises instances.
+const INSTANCES: &str = "INSTANCES";

@@ -9,6 +9,7 @@
 //! | `APP#<app>` | `REVISION#<hash of location>` | a registered revision (`location`, `body`, `registeredAt`, `version`) |
 //! | `CONFIGS` | `<name>` | custom deployment configuration (`body`) |
 //! | `TAGS#<resource>` | `TAGS` | the tags of an application or group (`tags`) |
+//! | `INSTANCES` | `<name>` | an on-premises instance (`body`), and whether it is `registered` |
 //! | `DEP#<id>` | `META` | deployment without its targets (`body`), `version`, the steps of its last commit (`next`) |
 //! | `DEP#<id>` | `TARGET#<target>` | one target (`body`) and its place in the deployment (`idx`) |
 //! | `DEPLOYMENTS` | `<create time, ms, 16 digits>#<id>` | the list of deployments (`application`, `group`) |

@@ -207,18 +207,57 @@ impl Alarms for LocalStore {
     }
 }
 
-/// The group's hosts, as `cutover local deploy` registered them.
+/// The group's hosts: the registered on-premises instances its on-premises tags select, or
+/// the hosts `cutover local deploy` gave it.
 #[derive(Debug)]
 pub struct LocalFleet {
     store: Arc<LocalStore>,
     state_dir: PathBuf,
 }
 
+impl LocalFleet {
+    /// The registered on-premises instances the group's `onPremisesInstanceTagFilters` or
+    /// `onPremisesTagSet` select, each a simulated host of its name.
+    fn on_premises_hosts(&self, d: &Deployment) -> Result<Vec<LocalHost>, PortError> {
+        self.store
+            .instances()?
+            .into_iter()
+            .filter(|i| i.is_selected_by(&d.group))
+            .map(|i| {
+                LocalHost::on_premises(&self.state_dir, &i.instance_name).ok_or_else(|| {
+                    PortError::permanent(format!(
+                        "on-premises instance '{}' cannot be a local host: its name is not a folder's name",
+                        i.instance_name
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
 impl Fleet for LocalFleet {
-    /// The group's hosts; a group that has none yet (one made through the API) gets one
-    /// simulated host, `host-1`, as `cutover local deploy` gives it.
+    /// A group that selects on-premises instances by their tags deploys to the registered ones
+    /// that match, each rooted at `<state dir>/hosts/<instance name>/`; none matching fails the
+    /// deployment with NO_INSTANCES. Any other group deploys to its hosts; one that has none yet
+    /// (one made through the API) gets one simulated host, `host-1`, as `cutover local deploy`
+    /// gives it.
     async fn resolve(&self, d: &Deployment) -> Result<Resolution, PortError> {
         let (app, group) = (&d.application_name, &d.group.deployment_group_name);
+        if d.group.selects_on_premises_instances() {
+            let hosts = self.on_premises_hosts(d)?;
+            if hosts.is_empty() {
+                return Ok(Resolution::Unresolved(ErrorInformation::new(
+                    ErrorCode::NoInstances,
+                    format!(
+                        "No instances were found for deployment group '{group}': no registered on-premises instance has tags that match its onPremisesInstanceTagFilters or onPremisesTagSet. Register instances (aws deploy register-on-premises-instance) and tag them (aws deploy add-tags-to-on-premises-instances)."
+                    ),
+                )));
+            }
+            self.store.set_hosts(app, group, &hosts)?;
+            return Ok(Resolution::Targets(
+                hosts.into_iter().map(|h| TargetId::new(h.name)).collect(),
+            ));
+        }
         let mut hosts = self.store.hosts(app, group)?;
         if hosts.is_empty() {
             hosts = vec![LocalHost::simulated(&self.state_dir, 1)];

@@ -1,5 +1,6 @@
 //! The API's registry in the local store: applications in their own table, custom
-//! configurations beside the deployment groups that may use them.
+//! configurations beside the deployment groups that may use them, on-premises instances in a
+//! table of their own.
 
 use cutover_api::ops::tags::Tag;
 use cutover_api::{ConfigDeletion, Registry, Rename};
@@ -8,7 +9,7 @@ use cutover_core::Timestamp;
 use cutover_core::config::DeploymentConfigInfo;
 use cutover_core::machine::Deployment;
 use cutover_core::model::{
-    ApplicationInfo, DeploymentGroupInfo, GenericRevisionInfo, RevisionLocation,
+    ApplicationInfo, DeploymentGroupInfo, GenericRevisionInfo, InstanceInfo, RevisionLocation,
 };
 use cutover_engine::PortError;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
@@ -357,6 +358,50 @@ impl LocalStore {
     }
 }
 
+/// On-premises instances, registered and deregistered.
+impl LocalStore {
+    /// Saves a newly registered instance; false if one of that name is registered (a
+    /// deregistered one is replaced).
+    pub fn register_instance(&self, instance: &InstanceInfo) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "INSERT INTO instances (name, info) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET info = excluded.info
+             WHERE json_extract(instances.info, '$.deregisterTime') IS NOT NULL",
+            params![instance.instance_name, serde_json::to_string(instance)?],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn instance(&self, name: &str) -> Result<Option<InstanceInfo>, StoreError> {
+        let info: Option<String> = self
+            .conn()
+            .query_row("SELECT info FROM instances WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(info.map(|i| serde_json::from_str(&i)).transpose()?)
+    }
+
+    /// Every instance, in name order.
+    pub fn instances(&self) -> Result<Vec<InstanceInfo>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT info FROM instances ORDER BY name")?;
+        let infos: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        infos.iter().map(|i| Ok(serde_json::from_str(i)?)).collect()
+    }
+
+    /// Replaces an instance's record; false if there is none of its name.
+    pub fn update_instance(&self, instance: &InstanceInfo) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE instances SET info = ?2 WHERE name = ?1",
+            params![instance.instance_name, serde_json::to_string(instance)?],
+        )?;
+        Ok(n == 1)
+    }
+}
+
 fn names(conn: &rusqlite::Connection, sql: &str) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare(sql)?;
     let names = stmt
@@ -500,6 +545,22 @@ impl Registry for LocalStore {
     async fn delete_config(&self, name: &str) -> Result<ConfigDeletion, PortError> {
         Ok(LocalStore::delete_config(self, name)?)
     }
+
+    async fn register_instance(&self, instance: &InstanceInfo) -> Result<bool, PortError> {
+        Ok(LocalStore::register_instance(self, instance)?)
+    }
+
+    async fn instance(&self, name: &str) -> Result<Option<InstanceInfo>, PortError> {
+        Ok(LocalStore::instance(self, name)?)
+    }
+
+    async fn instances(&self) -> Result<Vec<InstanceInfo>, PortError> {
+        Ok(LocalStore::instances(self)?)
+    }
+
+    async fn update_instance(&self, instance: &InstanceInfo) -> Result<bool, PortError> {
+        Ok(LocalStore::update_instance(self, instance)?)
+    }
 }
 
 #[cfg(test)]
@@ -511,5 +572,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::open(dir.path()).unwrap();
         cutover_api::contract::check(&store).await;
+        // What it saved outlives the process.
+        drop(store);
+        let store = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(store.instances().unwrap().len(), 2);
+        assert_eq!(store.application_names().unwrap(), ["Blog", "Store"]);
     }
 }

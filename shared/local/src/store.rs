@@ -93,6 +93,10 @@ CREATE TABLE IF NOT EXISTS configs (
     name TEXT PRIMARY KEY,
     info TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS instances (
+    name TEXT PRIMARY KEY,
+    info TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS alarms (
     name TEXT PRIMARY KEY,
     state TEXT NOT NULL
@@ -151,9 +155,25 @@ pub struct LocalHost {
 impl LocalHost {
     /// Simulated host `i`: `host-<i>`, rooted at `<state dir>/hosts/host-<i>/`.
     pub fn simulated(state_dir: &Path, i: u32) -> LocalHost {
+        LocalHost::named(state_dir, &format!("host-{i}"))
+    }
+
+    /// The simulated host of a registered on-premises instance: rooted at
+    /// `<state dir>/hosts/<instance name>/`. None if the name is not one folder's name.
+    pub fn on_premises(state_dir: &Path, instance_name: &str) -> Option<LocalHost> {
+        let mut parts = Path::new(instance_name).components();
+        match (parts.next(), parts.next()) {
+            (Some(std::path::Component::Normal(_)), None) => {
+                Some(LocalHost::named(state_dir, instance_name))
+            }
+            _ => None,
+        }
+    }
+
+    fn named(state_dir: &Path, name: &str) -> LocalHost {
         LocalHost {
-            name: format!("host-{i}"),
-            root: state_dir.join("hosts").join(format!("host-{i}")),
+            name: name.to_owned(),
+            root: state_dir.join("hosts").join(name),
         }
     }
 }

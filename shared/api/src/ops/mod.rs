@@ -5,6 +5,7 @@ pub mod applications;
 pub mod configs;
 pub mod deployments;
 pub mod groups;
+pub mod instances;
 pub mod revisions;
 pub mod tags;
 
@@ -40,7 +41,7 @@ pub fn page<T: Clone>(
     Ok((names[start..end].to_vec(), next))
 }
 
-/// CodeDeploy's longest application or deployment group name.
+/// CodeDeploy's longest application, deployment group or on-premises instance name.
 pub const MAX_NAME: usize = 100;
 
 pub fn application_name(value: Option<&str>) -> Result<&str, ApiError> {
@@ -110,6 +111,18 @@ pub fn batch<T>(
     max: usize,
     required: &'static str,
 ) -> Result<Vec<T>, ApiError> {
+    batch_within(names, what, max, required, "BatchLimitExceededException")
+}
+
+/// The names an operation was given: `required` if there are none, `too_many` if there are
+/// more than `max`.
+pub fn batch_within<T>(
+    names: Option<Vec<T>>,
+    what: &str,
+    max: usize,
+    required: &'static str,
+    too_many: &'static str,
+) -> Result<Vec<T>, ApiError> {
     let names = names.unwrap_or_default();
     if names.is_empty() {
         return Err(ApiError::codedeploy(
@@ -119,7 +132,7 @@ pub fn batch<T>(
     }
     if names.len() > max {
         return Err(ApiError::codedeploy(
-            "BatchLimitExceededException",
+            too_many,
             format!(
                 "{} {what} were given; the most one call takes is {max}.",
                 names.len()

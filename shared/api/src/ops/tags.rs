@@ -8,17 +8,28 @@ use super::{existing_application, existing_group, internal, page};
 use crate::registry::Registry;
 use crate::wire::ApiError;
 
-/// The most tags a resource carries, as in AWS.
-const MAX_TAGS: usize = 50;
-
-/// One tag, in CodeDeploy's field names.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Tag {
-    pub key: String,
-    #[serde(default)]
-    pub value: String,
+/// The limits of one kind of resource's tags, and the exceptions CodeDeploy reports them with.
+#[derive(Clone, Copy, Debug)]
+pub struct TagLimits {
+    /// What carries the tags, for messages ("a resource").
+    pub what: &'static str,
+    /// The most tags one resource carries.
+    pub max: usize,
+    /// The exception for a key or value that is not allowed.
+    pub invalid: &'static str,
+    /// The exception for more than `max` tags.
+    pub too_many: &'static str,
 }
+
+/// Applications and deployment groups carry up to 50 tags, as AWS resources do.
+pub const RESOURCE_TAGS: TagLimits = TagLimits {
+    what: "a resource",
+    max: 50,
+    invalid: "InvalidTagsToAddException",
+    too_many: "InvalidTagsToAddException",
+};
+
+pub use cutover_core::model::Tag;
 
 /// A resource that carries tags, as its ARN names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,12 +101,21 @@ fn invalid_arn(arn: &str) -> ApiError {
 }
 
 /// `current` with `added` laid over it (a tag given again changes its value), checked against
-/// AWS's limits.
-pub fn merged(mut current: Vec<Tag>, added: Vec<Tag>) -> Result<Vec<Tag>, ApiError> {
+/// AWS's limits for applications and deployment groups.
+pub fn merged(current: Vec<Tag>, added: Vec<Tag>) -> Result<Vec<Tag>, ApiError> {
+    merged_within(&RESOURCE_TAGS, current, added)
+}
+
+/// `current` with `added` laid over it, checked against `limits`.
+pub fn merged_within(
+    limits: &TagLimits,
+    mut current: Vec<Tag>,
+    added: Vec<Tag>,
+) -> Result<Vec<Tag>, ApiError> {
     for tag in added {
         if tag.key.is_empty() || tag.key.chars().count() > 128 || tag.value.chars().count() > 256 {
             return Err(ApiError::codedeploy(
-                "InvalidTagsToAddException",
+                limits.invalid,
                 format!(
                     "tag '{}': keys are 1 to 128 characters and values at most 256",
                     tag.key
@@ -107,11 +127,13 @@ pub fn merged(mut current: Vec<Tag>, added: Vec<Tag>) -> Result<Vec<Tag>, ApiErr
             None => current.push(tag),
         }
     }
-    if current.len() > MAX_TAGS {
+    if current.len() > limits.max {
         return Err(ApiError::codedeploy(
-            "InvalidTagsToAddException",
+            limits.too_many,
             format!(
-                "a resource carries at most {MAX_TAGS} tags; this one would carry {}",
+                "{} carries at most {} tags; this one would carry {}",
+                limits.what,
+                limits.max,
                 current.len()
             ),
         ));

@@ -7,12 +7,14 @@
 mod application;
 mod deployment;
 mod group;
+mod instance;
 mod revision;
 mod target;
 
 pub use application::*;
 pub use deployment::*;
 pub use group::*;
+pub use instance::*;
 pub use revision::*;
 pub use target::*;
 
