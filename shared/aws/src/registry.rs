@@ -7,6 +7,7 @@
 //! transaction claims the new name, and a delete's last one removes the application, so that a
 //! delete cut short is finished by deleting again.
 
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
 use cutover_api::ops::tags::{Tag, Tagged};
 use cutover_api::{ConfigDeletion, Registry, Rename};
@@ -685,24 +686,11 @@ impl Registry for DynamoStore {
     /// Saves a newly registered on-premises instance; false if one of that name is registered
     /// (a deregistered one is replaced).
     async fn register_instance(&self, instance: &InstanceInfo) -> Result<bool, PortError> {
-        let name = &instance.instance_name;
-        let saved = self
-            .client()
-            .put_item()
-            .table_name(self.table())
-            .item("PK", s(INSTANCES))
-            .item("SK", s(name))
-            .item("body", s(json(instance)?))
-            .item("registered", AttributeValue::Bool(instance.is_registered()))
-            .condition_expression("attribute_not_exists(PK) OR registered = :no")
-            .expression_attribute_values(":no", AttributeValue::Bool(false))
-            .send()
-            .await;
-        match saved {
-            Ok(_) => Ok(true),
-            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(port_error(format!("registering instance {name}"), e)),
-        }
+        self.put_instance(instance, "registering", |put| {
+            put.condition_expression("attribute_not_exists(PK) OR registered = :no")
+                .expression_attribute_values(":no", AttributeValue::Bool(false))
+        })
+        .await
     }
 
     async fn instance(&self, name: &str) -> Result<Option<InstanceInfo>, PortError> {
@@ -721,23 +709,10 @@ impl Registry for DynamoStore {
 
     /// Replaces an instance's record; false if there is none of its name.
     async fn update_instance(&self, instance: &InstanceInfo) -> Result<bool, PortError> {
-        let name = &instance.instance_name;
-        let saved = self
-            .client()
-            .put_item()
-            .table_name(self.table())
-            .item("PK", s(INSTANCES))
-            .item("SK", s(name))
-            .item("body", s(json(instance)?))
-            .item("registered", AttributeValue::Bool(instance.is_registered()))
-            .condition_expression("attribute_exists(PK)")
-            .send()
-            .await;
-        match saved {
-            Ok(_) => Ok(true),
-            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(port_error(format!("saving instance {name}"), e)),
-        }
+        self.put_instance(instance, "saving", |put| {
+            put.condition_expression("attribute_exists(PK)")
+        })
+        .await
     }
 }
 
@@ -765,3 +740,28 @@ fn sort_keys(items: &[Item]) -> Vec<String> {
 
 /// The partition of on-premises instances.
 const INSTANCES: &str = "INSTANCES";
+
+impl DynamoStore {
+    /// Saves an instance's record on the condition `when` sets; false when it does not hold.
+    async fn put_instance(
+        &self,
+        instance: &InstanceInfo,
+        doing: &str,
+        when: impl FnOnce(PutItemFluentBuilder) -> PutItemFluentBuilder,
+    ) -> Result<bool, PortError> {
+        let name = &instance.instance_name;
+        let put = self
+            .client()
+            .put_item()
+            .table_name(self.table())
+            .item("PK", s(INSTANCES))
+            .item("SK", s(name))
+            .item("body", s(json(instance)?))
+            .item("registered", AttributeValue::Bool(instance.is_registered()));
+        match when(put).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(port_error(format!("{doing} instance {name}"), e)),
+        }
+    }
+}
