@@ -132,24 +132,6 @@ impl DynamoStore {
         Ok(true)
     }
 
-    /// The body of an item, read as `T`.
-    async fn body<T: serde::de::DeserializeOwned>(
-        &self,
-        pk: String,
-        sk: String,
-        what: &str,
-    ) -> Result<Option<T>, PortError> {
-        match self.get(pk, sk).await? {
-            Some(item) => match item.get("body") {
-                Some(body) => parse(body, what).map(Some),
-                None => Err(PortError::permanent(format!(
-                    "the stored {what} has no body"
-                ))),
-            },
-            None => Ok(None),
-        }
-    }
-
     /// The groups of an application: their items, in name order.
     async fn group_items(&self, application: &str) -> Result<Vec<Item>, PortError> {
         self.query_prefix(format!("APP#{application}"), "GROUP#")

@@ -149,15 +149,12 @@ impl DynamoStore {
         application: &str,
         group: &str,
     ) -> Result<Option<DeploymentGroupInfo>, PortError> {
-        let Some(item) = self
-            .get(format!("APP#{application}"), format!("GROUP#{group}"))
-            .await?
-        else {
-            return Ok(None);
-        };
-        item.get("body")
-            .map(|body| parse::<DeploymentGroupInfo>(body, "group"))
-            .transpose()
+        self.body(
+            format!("APP#{application}"),
+            format!("GROUP#{group}"),
+            "group",
+        )
+        .await
     }
 
     /// The groups that deploy an upload of `key` to `bucket`: those whose prefix starts `key`.
@@ -207,12 +204,8 @@ impl DynamoStore {
         &self,
         name: &str,
     ) -> Result<Option<DeploymentConfigInfo>, PortError> {
-        let Some(item) = self.get(CONFIGS.into(), name.into()).await? else {
-            return Ok(None);
-        };
-        item.get("body")
-            .map(|body| parse::<DeploymentConfigInfo>(body, "configuration"))
-            .transpose()
+        self.body(CONFIGS.into(), name.into(), "configuration")
+            .await
     }
 
     // ----- the watchdog ------------------------------------------------------------------------
@@ -308,6 +301,20 @@ impl DynamoStore {
             .await
             .map_err(|e| port_error(format!("reading {pk} {sk} from table {}", self.table), e))?;
         Ok(out.item)
+    }
+
+    /// The `body` of an item, read as `T`; none if there is no such item, or it has no body.
+    pub(crate) async fn body<T: DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: String,
+        what: &str,
+    ) -> Result<Option<T>, PortError> {
+        let item = self.get(pk, sk).await?;
+        item.as_ref()
+            .and_then(|i| i.get("body"))
+            .map(|body| parse(body, what))
+            .transpose()
     }
 
     pub(crate) async fn delete(&self, pk: String, sk: String) -> Result<(), PortError> {
