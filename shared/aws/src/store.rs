@@ -601,7 +601,8 @@ impl Store for DynamoStore {
         let group = &d.group.deployment_group_name;
         if status == FinalStatus::Succeeded {
             // Only a newer deployment's success replaces the last one, so that a finish
-            // delivered twice cannot bring back an older revision.
+            // delivered twice cannot bring back an older revision; and only on a group that
+            // still exists, so that a deleted group does not come back as an item without body.
             let last = PreviousDeployment {
                 deployment_id: d.deployment_id.clone(),
                 revision: d.revision.clone(),
@@ -614,7 +615,7 @@ impl Store for DynamoStore {
                 .key("SK", s(format!("GROUP#{group}")))
                 .update_expression("SET lastSuccessful = :last, lastSuccessfulAt = :at")
                 .condition_expression(
-                    "attribute_not_exists(lastSuccessfulAt) OR lastSuccessfulAt < :at",
+                    "attribute_exists(body) AND (attribute_not_exists(lastSuccessfulAt) OR lastSuccessfulAt < :at)",
                 )
                 .expression_attribute_values(":last", s(json(&last)?))
                 .expression_attribute_values(":at", n(d.create_time.as_millis()))
