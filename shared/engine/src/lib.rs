@@ -22,7 +22,8 @@ pub use cutover_core as core;
 pub use engine::Engine;
 pub use error::{EngineError, PortError};
 pub use ports::{
-    Alarms, Clock, Commit, Fleet, HookRunner, HostRun, Notifier, Polled, Ports, Resolution,
-    RevisionSource, StepQueue, Store, SystemClock, TrafficRouter, Validation,
+    Alarms, Clock, Commit, Fleet, HookFunctions, HookRunner, HostRun, LambdaTraffic, Notifier,
+    Polled, Ports, Resolution, RevisionSource, StepQueue, Store, SystemClock, TrafficRouter,
+    Validation,
 };
 pub use step::{Step, Work};

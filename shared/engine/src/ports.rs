@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use cutover_core::appspec::LambdaFunction;
 use cutover_core::lifecycle::LifecycleEventName;
 use cutover_core::lock::LockDecision;
 use cutover_core::machine::{Deployment, FinalStatus, LifecycleOutcome, PreviousDeployment};
@@ -210,6 +211,42 @@ pub trait TrafficRouter: Send + Sync {
         deployment: &Deployment,
         targets: &[TargetId],
     ) -> impl Future<Output = Result<Vec<(TargetId, LifecycleOutcome)>, PortError>> + Send;
+}
+
+/// Moves the traffic of a Lambda function's alias between two published versions.
+pub trait LambdaTraffic: Send + Sync {
+    /// Checks that the function, its alias and both versions exist, and that the alias sends
+    /// all its traffic to `current_version`. Returns why not (`INVALID_LAMBDA_FUNCTION` or
+    /// `INVALID_LAMBDA_CONFIGURATION`, naming the check that failed), or `None`.
+    fn check(
+        &self,
+        function: &LambdaFunction,
+    ) -> impl Future<Output = Result<Option<ErrorInformation>, PortError>> + Send;
+
+    /// Gives `target_version` `percent` of the alias's traffic and `current_version` the rest.
+    /// At 100 the alias points at `target_version` with no extra weights. Repeating it changes
+    /// nothing.
+    fn shift(
+        &self,
+        function: &LambdaFunction,
+        percent: u8,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Points the alias back at `current_version`, with no extra weights.
+    fn restore(&self, function: &LambdaFunction)
+    -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Invokes the hook functions of Lambda and ECS deployments.
+pub trait HookFunctions: Send + Sync {
+    /// Invokes `function` asynchronously (Lambda's `Event` invocation type) with
+    /// `{"DeploymentId": ..., "LifecycleEventHookExecutionId": ...}`.
+    fn invoke(
+        &self,
+        function: &str,
+        deployment_id: &DeploymentId,
+        execution_id: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// Reads the state of alarms.

@@ -4,7 +4,7 @@
 //! Keys are matched whatever their letter case (`Resources`, `resources`; `CurrentVersion`,
 //! `currentVersion`, `currentversion`): revisions in the wild use all of these forms.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::AppSpecErrorKind;
 use super::read::{Problem, Record, record};
@@ -14,7 +14,7 @@ use crate::lifecycle::LifecycleEventName;
 use crate::model::ComputePlatform;
 
 /// A checked Lambda AppSpec.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LambdaAppSpec {
     /// The name the AppSpec gives the resource (the key under `Resources`).
     pub resource_name: String,
@@ -34,7 +34,7 @@ impl LambdaAppSpec {
 }
 
 /// The function and alias a Lambda deployment shifts, and the two published versions.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LambdaFunction {
     /// The function's name or ARN.
     pub name: String,
