@@ -1,7 +1,7 @@
 """The AWS emulator cutover's cloud tests run against: moto's server on loopback, extended.
 
 It serves moto (the version pinned in infra/requirements-test.txt) on a loopback address only,
-with two extensions of cutover's own (see infra/README.md):
+with extensions of cutover's own (see infra/README.md):
 
 - SSM Run Command really runs runShellScript documents on simulated hosts under --hosts-dir,
   with the agent from --agent-dir on PATH (ssm_commands.py);
@@ -10,9 +10,13 @@ with two extensions of cutover's own (see infra/README.md):
 - requests in AWS's RPC v2 CBOR protocol, which recent SDKs use for CloudWatch and moto does not
   speak, are translated to the JSON protocol moto serves (rpc_v2_cbor.py);
 - SSM DescribeInstanceInformation, which moto lacks, lists moto's EC2 instances as managed nodes
-  (ssm_instance_information.py).
+  (ssm_instance_information.py);
+- Lambda Invoke really runs the code of Python functions, in subprocesses of this interpreter,
+  with their code unpacked under --lambda-dir, and every invocation is logged and served at
+  /cutover-emulator/lambda-invocations (lambda_runner.py, lambda_bootstrap.py).
 
-Usage: launcher.py --hosts-dir DIR [--agent-dir DIR] [--host 127.0.0.1] [--port 5055] [--url-file FILE]
+Usage: launcher.py --hosts-dir DIR [--agent-dir DIR] [--lambda-dir DIR] [--host 127.0.0.1] [--port 5055]
+                   [--url-file FILE]
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from types import FrameType
 
@@ -31,8 +37,8 @@ DEFAULT_PORT = 5055
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="launcher.py",
-        description="Serve moto on loopback, with SSM Run Command that runs scripts, a request counter "
-        "and RPC v2 CBOR.",
+        description="Serve moto on loopback, with SSM Run Command that runs scripts, Lambda that runs "
+        "Python functions, a request counter and RPC v2 CBOR.",
     )
     parser.add_argument(
         "--host",
@@ -57,6 +63,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=os.environ.get("CUTOVER_EMULATOR_AGENT_DIR") or None,
         help="the folder holding the cutover-agent binary, put first on the hosts' PATH "
         "(default: $CUTOVER_EMULATOR_AGENT_DIR)",
+    )
+    parser.add_argument(
+        "--lambda-dir",
+        type=Path,
+        help="where Lambda functions' code is unpacked, one folder per code hash "
+        "(default: a temporary folder, removed on exit)",
     )
     parser.add_argument(
         "--url-file",
@@ -103,6 +115,7 @@ def main(argv: list[str]) -> int:
 
     # The extensions sit beside this file; compiling them must not leave files in the source tree.
     sys.dont_write_bytecode = True
+    import lambda_runner
     import ssm_commands
     import ssm_instance_information
     from request_counter import RequestCounter
@@ -112,13 +125,21 @@ def main(argv: list[str]) -> int:
     ssm_instance_information.install()
     moto_app = DomainDispatcherApplication(create_backend_app)
     moto_app.debug = True  # type: ignore[attr-defined]  # as moto's own server sets it
-    app = RequestCounter(RpcV2CborToJson(moto_app))
+    app = lambda_runner.LambdaInvocationLog(
+        RequestCounter(RpcV2CborToJson(moto_app), other_endpoints=lambda_runner.ENDPOINTS)
+    )
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     port = server.server_port
     # As moto's own server does: moto builds URLs back to itself from it (Lambda, CloudFormation).
     os.environ["MOTO_PORT"] = str(port)
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{port}"
+    lambda_dir = args.lambda_dir.resolve() if args.lambda_dir else None
+    temporary_lambda_dir = lambda_dir is None
+    if lambda_dir is None:
+        lambda_dir = Path(tempfile.mkdtemp(prefix="cutover-emulator-lambda-"))
+    # Functions reach AWS through this emulator unless their variables say otherwise.
+    lambda_runner.install(lambda_runner.RunnerSettings(cache_dir=lambda_dir, endpoint_url=url))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)
@@ -130,16 +151,20 @@ def main(argv: list[str]) -> int:
         partial.write_text(url + "\n")
         partial.replace(args.url_file)
     print(
-        f"launcher: serving moto on {url}; hosts in {hosts_dir}; agent from {agent_dir}",
+        f"launcher: serving moto on {url}; hosts in {hosts_dir}; agent from {agent_dir}; "
+        f"Lambda code in {lambda_dir}",
         file=sys.stderr,
         flush=True,
     )
     try:
         server.serve_forever()
     finally:
-        # Scripts still running belong to this emulator: they go with it.
+        # Scripts and functions still running belong to this emulator: they go with it.
         ssm_commands.stop_all()
+        lambda_runner.stop_all()
         server.server_close()
+        if temporary_lambda_dir:
+            shutil.rmtree(lambda_dir, ignore_errors=True)
     return 0
 
 

@@ -9,6 +9,9 @@ and then hands the request to moto untouched. It also answers the emulator's own
   "by_caller": {"<X-Cutover-Caller>": {...}}}`. `by_caller` only counts requests that carry an
   `X-Cutover-Caller` header, which SDKs do not send unless told to.
 - `POST /cutover-emulator/requests/reset`: zeroes the counts.
+
+Other paths under /cutover-emulator/ answer 404 with the list of endpoints, which includes those
+that middlewares in front of this one serve (`other_endpoints`).
 """
 
 from __future__ import annotations
@@ -49,8 +52,13 @@ StartResponse = Callable[..., Any]
 class RequestCounter:
     """The middleware: counts, then calls `app` (moto) with the request as it came."""
 
-    def __init__(self, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]):
+    def __init__(
+        self,
+        app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
+        other_endpoints: Iterable[str] = (),
+    ):
         self.app = app
+        self.other_endpoints = list(other_endpoints)
         self.lock = threading.Lock()
         self.requests: Counter[str] = Counter()
         self.by_caller: defaultdict[str, Counter[str]] = defaultdict(Counter)
@@ -97,6 +105,7 @@ class RequestCounter:
                     "GET /cutover-emulator/health",
                     "GET /cutover-emulator/requests",
                     "POST /cutover-emulator/requests/reset",
+                    *self.other_endpoints,
                 ],
             },
         )

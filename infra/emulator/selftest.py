@@ -2,7 +2,8 @@
 
 It deploys examples/webapp through cutover's SSM document with the real cutover-agent, and checks
 the agent-missing path, SSM's refusals, cancel, timeout, output truncation, the request counter
-CloudWatch in RPC v2 CBOR and DescribeInstanceInformation.
+CloudWatch in RPC v2 CBOR, DescribeInstanceInformation, and Lambda functions whose Python code runs
+(synchronously and as events, by version and alias, calling the emulator) with their invocation log.
 
 Usage: .venv/bin/python infra/emulator/selftest.py --agent-dir target/debug [unittest options]
 """
@@ -10,7 +11,9 @@ Usage: .venv/bin/python infra/emulator/selftest.py --agent-dir target/debug [uni
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime
+import io
 import json
 import os
 import subprocess
@@ -20,6 +23,8 @@ import time
 import unittest
 import urllib.error
 import urllib.request
+import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +117,9 @@ def client(service: str) -> Any:
     )
 
 
-def emulator(path: str, method: str = "GET") -> dict[str, Any]:
-    request = urllib.request.Request(url + path, method=method)
+def emulator(path: str, method: str = "GET", body: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url + path, method=method, data=data)
     with urllib.request.urlopen(request) as response:
         return json.load(response)
 
@@ -434,6 +440,240 @@ class EmulatorTest(unittest.TestCase):
         pid = self.pid_of(command_id, instance_id)
         urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset", method="POST")).read()
         self.assertTrue(group_is_gone(pid))
+
+
+# Lambda functions for the Lambda tests, one module each (app.py), with the handler app.handler.
+ECHO_FUNCTION = """
+import os
+
+def handler(event, context):
+    print("echo got", event)
+    return {
+        "event": event,
+        "greeting": os.environ.get("GREETING"),
+        "function_name": context.function_name,
+        "function_version": context.function_version,
+        "request_id": context.aws_request_id,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+    }
+"""
+FAILING_FUNCTION = """
+def handler(event, context):
+    raise ValueError("the hook failed: " + event.get("DeploymentId", "?"))
+"""
+SLOW_FUNCTION = """
+import time
+
+def handler(event, context):
+    time.sleep(float(event.get("seconds", 1)))
+    return "done"
+"""
+# As a hook function calls CodeDeploy: boto3, to the endpoint its variables name.
+CALLING_FUNCTION = """
+import os
+import boto3
+
+def handler(event, context):
+    buckets = boto3.client("s3", endpoint_url=os.environ["ENDPOINT"]).list_buckets()["Buckets"]
+    # No endpoint given: AWS_ENDPOINT_URL, the emulator, is the default.
+    queues = boto3.client("sqs").list_queues().get("QueueUrls", [])
+    return {
+        "buckets": [b["Name"] for b in buckets],
+        "queues": queues,
+        "access_key": os.environ["AWS_ACCESS_KEY_ID"],
+        "region": os.environ["AWS_REGION"],
+        "function": os.environ["AWS_LAMBDA_FUNCTION_NAME"],
+    }
+"""
+
+
+def function_zip(source: str) -> bytes:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("app.py", source)
+    return archive.getvalue()
+
+
+class LambdaTest(unittest.TestCase):
+    def setUp(self) -> None:
+        self.lam = client("lambda")
+        iam = client("iam")
+        # moto may have been reset by an earlier test: the role is made again when missing.
+        try:
+            self.role = iam.get_role(RoleName="selftest-lambda")["Role"]["Arn"]
+        except ClientError:
+            self.role = iam.create_role(RoleName="selftest-lambda", AssumeRolePolicyDocument="{}")["Role"][
+                "Arn"
+            ]
+
+    def function(self, source: str, runtime: str = "python3.12", **settings: Any) -> str:
+        name = f"selftest-{uuid.uuid4().hex[:12]}"
+        self.lam.create_function(
+            FunctionName=name,
+            Runtime=runtime,
+            Role=self.role,
+            Handler="app.handler",
+            Code={"ZipFile": function_zip(source)},
+            **settings,
+        )
+        return name
+
+    def invoke(self, name: str, payload: Any, **options: Any) -> tuple[dict[str, Any], Any]:
+        response = self.lam.invoke(FunctionName=name, Payload=json.dumps(payload).encode(), **options)
+        body = response["Payload"].read()
+        return response, json.loads(body) if body else None
+
+    def invocations(self, name: str) -> list[dict[str, Any]]:
+        return [
+            i
+            for i in emulator("/cutover-emulator/lambda-invocations")["invocations"]
+            if i["function_name"] == name
+        ]
+
+    def finished(self, name: str, count: int = 1, seconds: float = 15) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + seconds
+        while True:
+            invocations = self.invocations(name)
+            if len(invocations) >= count and all(i["status"] != "running" for i in invocations):
+                return invocations
+            self.assertLess(time.monotonic(), deadline, f"the invocations did not finish: {invocations}")
+            time.sleep(0.05)
+
+    def test_runs_a_python_handler_and_answers_its_result(self) -> None:
+        name = self.function(ECHO_FUNCTION, Environment={"Variables": {"GREETING": "hello"}})
+        response, result = self.invoke(name, {"DeploymentId": "d-SELFTEST1"}, LogType="Tail")
+        self.assertEqual(response["StatusCode"], 200)
+        self.assertNotIn("FunctionError", response)
+        self.assertEqual(response["ExecutedVersion"], "$LATEST")
+        self.assertEqual(result["event"], {"DeploymentId": "d-SELFTEST1"})
+        self.assertEqual(
+            (result["greeting"], result["function_name"], result["function_version"]),
+            ("hello", name, "$LATEST"),
+        )
+        self.assertTrue(0 < result["remaining_ms"] <= 3000, result)
+        self.assertIn("echo got", base64.b64decode(response["LogResult"]).decode())
+        [logged] = self.invocations(name)
+        self.assertEqual(
+            {k: logged[k] for k in ("qualifier", "invocation_type", "payload", "status", "ran_code")},
+            {
+                "qualifier": None,
+                "invocation_type": "RequestResponse",
+                "payload": {"DeploymentId": "d-SELFTEST1"},
+                "status": "succeeded",
+                "ran_code": True,
+            },
+        )
+        self.assertEqual((logged["result"], logged["error"]), (result, None))
+        self.assertEqual(logged["request_id"], result["request_id"])
+        self.assertIn("echo got", logged["stdout"])
+
+    def test_an_exception_is_an_unhandled_function_error(self) -> None:
+        name = self.function(FAILING_FUNCTION)
+        response, result = self.invoke(name, {"DeploymentId": "d-SELFTEST2"})
+        self.assertEqual((response["StatusCode"], response["FunctionError"]), (200, "Unhandled"))
+        self.assertEqual(
+            (result["errorType"], result["errorMessage"]), ("ValueError", "the hook failed: d-SELFTEST2")
+        )
+        [logged] = self.invocations(name)
+        self.assertEqual(logged["status"], "failed")
+        self.assertEqual(logged["error"]["errorType"], "ValueError")
+        self.assertIn("[ERROR] ValueError: the hook failed", logged["stderr"])
+
+    def test_the_timeout_stops_the_handler(self) -> None:
+        name = self.function(SLOW_FUNCTION, Timeout=1)
+        started = time.monotonic()
+        response, result = self.invoke(name, {"seconds": 30})
+        self.assertLess(time.monotonic() - started, 10)
+        self.assertEqual(response["FunctionError"], "Unhandled")
+        self.assertEqual(result["errorType"], "Sandbox.Timedout")
+        self.assertIn("Task timed out after 1.00 seconds", result["errorMessage"])
+
+    def test_the_qualifier_selects_a_version_or_an_alias(self) -> None:
+        name = self.function(ECHO_FUNCTION, Environment={"Variables": {"GREETING": "first"}})
+        version = self.lam.publish_version(FunctionName=name)["Version"]
+        self.lam.create_alias(FunctionName=name, Name="live", FunctionVersion=version)
+        self.lam.update_function_configuration(
+            FunctionName=name, Environment={"Variables": {"GREETING": "second"}}
+        )
+        self.lam.update_function_code(FunctionName=name, ZipFile=function_zip(FAILING_FUNCTION))
+        for target, options in (
+            (name, {"Qualifier": "live"}),
+            (name, {"Qualifier": version}),
+            (f"{name}:live", {}),
+        ):
+            with self.subTest(target=target, options=options):
+                response, result = self.invoke(target, {"n": 1}, **options)
+                self.assertNotIn("FunctionError", response)
+                self.assertEqual(response["ExecutedVersion"], version)
+                self.assertEqual((result["greeting"], result["function_version"]), ("first", version))
+        response, result = self.invoke(name, {"DeploymentId": "d-LATEST"}, Qualifier="$LATEST")
+        self.assertEqual((response["ExecutedVersion"], response["FunctionError"]), ("$LATEST", "Unhandled"))
+        self.assertEqual(
+            [(i["qualifier"], i["executed_version"], i["status"]) for i in self.invocations(name)],
+            [
+                ("live", version, "succeeded"),
+                (version, version, "succeeded"),
+                ("live", version, "succeeded"),
+                ("$LATEST", "$LATEST", "failed"),
+            ],
+        )
+
+    def test_an_event_invocation_answers_at_once_and_runs_in_the_background(self) -> None:
+        name = self.function(SLOW_FUNCTION)
+        started = time.monotonic()
+        response, result = self.invoke(name, {"seconds": 1}, InvocationType="Event")
+        self.assertLess(time.monotonic() - started, 1)
+        self.assertEqual((response["StatusCode"], result), (202, None))
+        [running] = self.invocations(name)
+        self.assertEqual((running["status"], running["invocation_type"]), ("running", "Event"))
+        [logged] = self.finished(name)
+        self.assertEqual((logged["status"], logged["result"]), ("succeeded", "done"))
+
+    def test_a_failing_event_invocation_is_logged_as_failed(self) -> None:
+        name = self.function(FAILING_FUNCTION)
+        payload = {"DeploymentId": "d-SELFTEST3", "LifecycleEventHookExecutionId": "hook-1"}
+        response, _ = self.invoke(name, payload, InvocationType="Event", Qualifier="$LATEST")
+        self.assertEqual(response["StatusCode"], 202)
+        [logged] = self.finished(name)
+        self.assertEqual((logged["status"], logged["payload"]), ("failed", payload))
+        self.assertEqual(logged["error"]["errorMessage"], "the hook failed: d-SELFTEST3")
+
+    def test_the_handler_reaches_the_emulator_with_its_environment(self) -> None:
+        client("s3").create_bucket(Bucket="selftest-lambda-bucket")
+        queue = client("sqs").create_queue(QueueName="selftest-lambda-queue")["QueueUrl"]
+        name = self.function(CALLING_FUNCTION, Environment={"Variables": {"ENDPOINT": url}}, Timeout=30)
+        response, result = self.invoke(name, {})
+        self.assertNotIn("FunctionError", response, result)
+        self.assertIn("selftest-lambda-bucket", result["buckets"])
+        self.assertIn(queue, result["queues"])
+        self.assertEqual(
+            (result["access_key"], result["region"], result["function"]), ("testing", "us-east-1", name)
+        )
+
+    def test_other_runtimes_keep_motos_echo(self) -> None:
+        name = self.function("exports.handler = async () => 'never';", runtime="nodejs20.x")
+        response, result = self.invoke(name, {"echo": "me"})
+        self.assertEqual((response["StatusCode"], result), (200, {"echo": "me"}))
+        [logged] = self.invocations(name)
+        self.assertEqual(
+            (logged["ran_code"], logged["status"], logged["result"]), (False, "succeeded", {"echo": "me"})
+        )
+
+    def test_motos_no_docker_setting_changes_nothing(self) -> None:
+        emulator("/moto-api/config", method="POST", body={"lambda": {"use_docker": False}})
+        name = self.function(ECHO_FUNCTION)
+        _, result = self.invoke(name, {"after": "config"})
+        self.assertEqual(result["event"], {"after": "config"})
+
+    def test_the_log_resets_and_unknown_endpoints_list_it(self) -> None:
+        self.invoke(self.function(ECHO_FUNCTION), {})
+        self.assertTrue(emulator("/cutover-emulator/lambda-invocations")["invocations"])
+        emulator("/cutover-emulator/lambda-invocations/reset", method="POST")
+        self.assertEqual(emulator("/cutover-emulator/lambda-invocations"), {"invocations": []})
+        with self.assertRaises(urllib.error.HTTPError) as missing:
+            emulator("/cutover-emulator/nothing")
+        self.assertEqual(missing.exception.code, 404)
+        self.assertIn("GET /cutover-emulator/lambda-invocations", json.load(missing.exception)["endpoints"])
 
 
 if __name__ == "__main__":
