@@ -5,13 +5,12 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
-    PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
-    UriPathNormalizationMode, sign,
+    PercentEncodingMode, SignableBody, SignatureLocation, SigningSettings, UriPathNormalizationMode,
 };
-use aws_sigv4::sign::v4;
 use cutover_core::model::S3Location;
+
+use crate::aws_http::{self, AwsAccess};
 
 /// How long a presigned URL stays valid: the agent starts its download at once.
 pub const URL_LIFETIME: Duration = Duration::from_secs(3600);
@@ -21,24 +20,11 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Access to S3, from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
 /// `AWS_REGION` (or `AWS_DEFAULT_REGION`) and `AWS_ENDPOINT_URL_S3` (or `AWS_ENDPOINT_URL`).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct S3Access {
-    access_key_id: String,
-    secret_access_key: String,
-    session_token: Option<String>,
-    region: String,
+    access: AwsAccess,
     /// A custom endpoint, addressed path-style; S3's own virtual-hosted endpoint otherwise.
     endpoint: Option<String>,
-}
-
-impl std::fmt::Debug for S3Access {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Access")
-            .field("access_key_id", &self.access_key_id)
-            .field("region", &self.region)
-            .field("endpoint", &self.endpoint)
-            .finish_non_exhaustive()
-    }
 }
 
 /// What a HEAD of an object found.
@@ -55,40 +41,31 @@ impl S3Access {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<S3Access, String> {
-        let (Some(access_key_id), Some(secret_access_key)) =
-            (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY"))
-        else {
+        let Some(access) = AwsAccess::from_lookup(&get) else {
             return Err(
                 "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL_S3 for an S3-compatible store) where cutover runs, so that it can read S3 revisions"
                     .into(),
             );
         };
         Ok(S3Access {
-            access_key_id,
-            secret_access_key,
-            session_token: get("AWS_SESSION_TOKEN"),
-            region: get("AWS_REGION")
-                .or_else(|| get("AWS_DEFAULT_REGION"))
-                .unwrap_or_else(|| "us-east-1".into()),
-            endpoint: get("AWS_ENDPOINT_URL_S3")
-                .or_else(|| get("AWS_ENDPOINT_URL"))
-                .map(|e| e.trim_end_matches('/').to_owned()),
+            access,
+            endpoint: aws_http::endpoint_from(&get, "S3"),
         })
     }
 
     /// The object's URL, without a signature.
     fn url(&self, loc: &S3Location) -> String {
-        let key = encode_key(&loc.key);
+        let key = aws_http::percent_encode(&loc.key, true);
         let mut url = match &self.endpoint {
             Some(endpoint) => format!("{endpoint}/{}/{key}", loc.bucket),
             None => format!(
                 "https://{}.s3.{}.amazonaws.com/{key}",
-                loc.bucket, self.region
+                loc.bucket, self.access.region
             ),
         };
         if let Some(version) = &loc.version {
             url.push_str("?versionId=");
-            url.push_str(&encode_key(version).replace('/', "%2F"));
+            url.push_str(&aws_http::percent_encode(version, false));
         }
         url
     }
@@ -105,64 +82,30 @@ impl S3Access {
         let uri: http::Uri = url
             .parse()
             .map_err(|e| format!("s3://{}/{} makes no URL: {e}", loc.bucket, loc.key))?;
-        let host = uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_default();
         let mut settings = SigningSettings::default();
         settings.signature_location = SignatureLocation::QueryParams;
         settings.expires_in = Some(lifetime);
         settings.percent_encoding_mode = PercentEncodingMode::Single;
         settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        let identity = Credentials::new(
-            &self.access_key_id,
-            &self.secret_access_key,
-            self.session_token.clone(),
-            None,
-            "cutover",
-        )
-        .into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("s3")
-            .time(now)
-            .settings(settings)
-            .build()
-            .map_err(|e| e.to_string())?
-            .into();
-        let signable = SignableRequest::new(
-            method,
-            url.as_str(),
-            std::iter::once(("host", host.as_str())),
-            SignableBody::UnsignedPayload,
-        )
-        .map_err(|e| e.to_string())?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| e.to_string())?
-            .into_parts();
         let mut request = http::Request::builder()
             .method(method)
             .uri(uri)
             .body(())
             .map_err(|e| e.to_string())?;
-        instructions.apply_to_request_http1x(&mut request);
+        self.access.sign(
+            "s3",
+            &mut request,
+            SignableBody::UnsignedPayload,
+            settings,
+            now,
+        )?;
         Ok(request.uri().to_string())
     }
 
     /// Checks that the object is there and readable; its ETag and version.
     pub fn head(&self, loc: &S3Location) -> Result<Head, String> {
         let url = self.presign("HEAD", loc, SystemTime::now(), Duration::from_secs(300))?;
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(HEAD_TIMEOUT))
-            .http_status_as_error(false)
-            .tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .root_certs(ureq::tls::RootCerts::WebPki)
-                    .build(),
-            )
-            .build()
-            .new_agent();
+        let agent = aws_http::agent(HEAD_TIMEOUT);
         let shown = format!("s3://{}/{}", loc.bucket, loc.key);
         let response = agent
             .head(&url)
@@ -187,20 +130,6 @@ impl S3Access {
             code => Err(format!("{shown} could not be read: HTTP {code}")),
         }
     }
-}
-
-/// A key percent-encoded as S3 expects in a path: every byte but unreserved ones and `/`.
-fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(b as char);
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -259,6 +188,37 @@ mod tests {
         assert!(
             url.starts_with("https://revisions.s3.us-east-1.amazonaws.com/a.zip?"),
             "{url}"
+        );
+    }
+
+    /// The signature of a presigned URL, pinned: signing is shared with the Lambda client, and
+    /// must keep what S3 checks (single encoding, the path as given, the token after signing).
+    #[test]
+    fn presigned_urls_keep_their_signature() {
+        let access = S3Access::from_lookup(|name| match name {
+            "AWS_ACCESS_KEY_ID" => Some("AKIDEXAMPLE".into()),
+            "AWS_SECRET_ACCESS_KEY" => Some("secret".into()),
+            "AWS_SESSION_TOKEN" => Some("token/with+chars".into()),
+            "AWS_ENDPOINT_URL_S3" => Some("http://127.0.0.1:5000/".into()),
+            _ => None,
+        })
+        .unwrap();
+        let url = access
+            .presign(
+                "GET",
+                &loc("web/v 1+\u{e9}.zip", Some("v/1")),
+                SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+                URL_LIFETIME,
+            )
+            .unwrap();
+        assert_eq!(
+            url,
+            "http://127.0.0.1:5000/revisions/web/v%201%2B%C3%A9.zip?versionId=v%2F1\
+             &X-Amz-Algorithm=AWS4-HMAC-SHA256\
+             &X-Amz-Credential=AKIDEXAMPLE%2F20231114%2Fus-east-1%2Fs3%2Faws4_request\
+             &X-Amz-Date=20231114T221320Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host\
+             &X-Amz-Signature=977842709248a662308b796e6bbc42cd32fa738ce118efbd1f46fb1fa7ed900d\
+             &X-Amz-Security-Token=token%2Fwith%2Bchars"
         );
     }
 
