@@ -1,7 +1,10 @@
 //! `cutover-local`: the engine's ports on one machine (an embedded SQLite store and queue, local
-//! hosts, a local traffic registry and local alarms) and the driver loop behind `cutover local`.
+//! hosts, a local traffic registry and local alarms, and clients of S3 and Lambda without the
+//! SDK) and the driver loop behind `cutover local`.
 
+mod aws_http;
 pub mod driver;
+pub mod lambda;
 pub mod ports;
 pub mod process;
 mod registry;
