@@ -12,6 +12,7 @@ pub mod awscli;
 pub mod cloud;
 pub mod emulator;
 pub mod events;
+pub mod functions;
 pub mod lambda;
 pub mod serve;
 pub mod url;

@@ -1188,7 +1188,10 @@ pub(crate) mod tests {
                 Event::GroupLockAcquired {
                     last_successful: None,
                 },
-                Event::RevisionValidated { revision: None },
+                Event::RevisionValidated {
+                    revision: None,
+                    appspec: None,
+                },
                 Event::TargetsResolved { targets: hosts(n) },
             ] {
                 self.now = self.now + Duration::from_millis(5);

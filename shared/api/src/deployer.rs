@@ -4,8 +4,8 @@
 use std::future::Future;
 
 use cutover_core::DeploymentId;
-use cutover_core::machine::{CreateDeployment, Deployment};
-use cutover_engine::{Engine, EngineError, PortError, Ports};
+use cutover_core::machine::{CreateDeployment, Deployment, HookStatus};
+use cutover_engine::{Engine, EngineError, HookReport, PortError, Ports};
 
 /// Changes deployments on the API's behalf.
 pub trait Deployer: Send + Sync {
@@ -21,6 +21,14 @@ pub trait Deployer: Send + Sync {
         id: &DeploymentId,
         auto_rollback_enabled: Option<bool>,
     ) -> impl Future<Output = Result<Deployment, PortError>> + Send;
+
+    /// Records what a hook function reported, as PutLifecycleEventHookExecutionStatus does.
+    fn report_hook(
+        &self,
+        id: &DeploymentId,
+        execution_id: &str,
+        status: HookStatus,
+    ) -> impl Future<Output = Result<HookReport, PortError>> + Send;
 }
 
 /// An engine error, as the port error the API reports.
@@ -46,6 +54,17 @@ impl<P: Ports> Deployer for Engine<P> {
             .await
             .map_err(port_error)
     }
+
+    async fn report_hook(
+        &self,
+        id: &DeploymentId,
+        execution_id: &str,
+        status: HookStatus,
+    ) -> Result<HookReport, PortError> {
+        Engine::report_hook(self, id, execution_id, status)
+            .await
+            .map_err(port_error)
+    }
 }
 
 impl<T: Deployer + ?Sized> Deployer for std::sync::Arc<T> {
@@ -62,5 +81,14 @@ impl<T: Deployer + ?Sized> Deployer for std::sync::Arc<T> {
         auto_rollback_enabled: Option<bool>,
     ) -> impl Future<Output = Result<Deployment, PortError>> + Send {
         (**self).stop(id, auto_rollback_enabled)
+    }
+
+    fn report_hook(
+        &self,
+        id: &DeploymentId,
+        execution_id: &str,
+        status: HookStatus,
+    ) -> impl Future<Output = Result<HookReport, PortError>> + Send {
+        (**self).report_hook(id, execution_id, status)
     }
 }

@@ -9,6 +9,7 @@ use cutover_engine::{Ports, SystemClock};
 use crate::alarms::CloudWatchAlarms;
 use crate::fleet::Ec2Fleet;
 use crate::hosts::SsmHosts;
+use crate::lambda::LambdaFunctions;
 use crate::notifier::LogNotifier;
 use crate::queue::{SqsQueue, StepFunction};
 use crate::revisions::S3Revisions;
@@ -92,6 +93,7 @@ pub struct AwsPorts {
     fleet: Ec2Fleet,
     hosts: SsmHosts,
     traffic: Elbv2Router,
+    lambda: LambdaFunctions,
     alarms: CloudWatchAlarms,
 }
 
@@ -111,6 +113,7 @@ impl AwsPorts {
             )
             .with_claim_lease(settings.claim_lease.map(Duration::from_secs)),
             traffic: Elbv2Router::new(config),
+            lambda: LambdaFunctions::new(config),
             alarms: CloudWatchAlarms::new(config),
         }
     }
@@ -129,6 +132,8 @@ impl Ports for AwsPorts {
     type Fleet = Ec2Fleet;
     type Hosts = SsmHosts;
     type Traffic = Elbv2Router;
+    type Lambda = LambdaFunctions;
+    type HookFunctions = LambdaFunctions;
     type Alarms = CloudWatchAlarms;
     type Notifier = LogNotifier;
     type Clock = SystemClock;
@@ -150,6 +155,12 @@ impl Ports for AwsPorts {
     }
     fn traffic(&self) -> &Elbv2Router {
         &self.traffic
+    }
+    fn lambda(&self) -> &LambdaFunctions {
+        &self.lambda
+    }
+    fn hook_functions(&self) -> &LambdaFunctions {
+        &self.lambda
     }
     fn alarms(&self) -> &CloudWatchAlarms {
         &self.alarms

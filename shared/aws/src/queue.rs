@@ -45,15 +45,17 @@ impl StepFunction {
                 Command::AcquireGroupLock | Command::ValidateRevision | Command::ResolveTargets => {
                     StepFunction::ValidateRevision
                 }
-                Command::RunLifecycleEvents { .. } | Command::StopLifecycleEvents { .. } => {
-                    StepFunction::RunHooks
-                }
-                Command::BlockTraffic { .. } | Command::AllowTraffic { .. } => {
-                    StepFunction::ShiftTraffic
-                }
-                Command::Notify { .. } | Command::StartRollback { .. } | Command::Finish { .. } => {
-                    StepFunction::Finalize
-                }
+                Command::RunLifecycleEvents { .. }
+                | Command::StopLifecycleEvents { .. }
+                | Command::InvokeHook { .. } => StepFunction::RunHooks,
+                Command::BlockTraffic { .. }
+                | Command::AllowTraffic { .. }
+                | Command::ShiftTraffic { .. }
+                | Command::RestoreTraffic => StepFunction::ShiftTraffic,
+                Command::Notify { .. }
+                | Command::StartRollback { .. }
+                | Command::Finish { .. }
+                | Command::Schedule { .. } => StepFunction::Finalize,
             },
         }
     }

@@ -3,8 +3,11 @@
 //! so that every host installs the same object even if the key is overwritten meanwhile.
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use cutover_core::machine::Deployment;
-use cutover_core::model::{BundleType, ErrorCode, ErrorInformation, RevisionLocation, S3Location};
+use cutover_core::model::{
+    BundleType, ComputePlatform, ErrorCode, ErrorInformation, RevisionLocation, S3Location,
+};
 use cutover_engine::{PortError, RevisionSource, Validation};
 
 use crate::error::{code, port_error};
@@ -23,6 +26,9 @@ impl S3Revisions {
 
 impl RevisionSource for S3Revisions {
     async fn validate(&self, d: &Deployment) -> Result<Validation, PortError> {
+        if d.group.compute_platform == ComputePlatform::Lambda {
+            return self.lambda_appspec(&d.revision).await;
+        }
         let loc = match &d.revision {
             RevisionLocation::S3(loc) => loc,
             other => {
@@ -63,26 +69,7 @@ impl RevisionSource for S3Revisions {
             .await;
         let head = match head {
             Ok(head) => head,
-            Err(e) => {
-                let status = e.raw_response().map(|r| r.status().as_u16());
-                return match (code(&e), status) {
-                    (Some("NotFound" | "NoSuchKey" | "NoSuchBucket" | "NoSuchVersion"), _)
-                    | (_, Some(404)) => Ok(invalid(
-                        ErrorCode::RevisionMissing,
-                        match &loc.version {
-                            Some(v) => format!("{name} version {v} does not exist"),
-                            None => format!("{name} does not exist"),
-                        },
-                    )),
-                    (_, Some(403)) => Ok(invalid(
-                        ErrorCode::IamRolePermissions,
-                        format!(
-                            "cutover may not read {name}: allow s3:GetObject (and s3:GetObjectVersion) on it"
-                        ),
-                    )),
-                    _ => Err(port_error(format!("looking up {name}"), e)),
-                };
-            }
+            Err(e) => return unreadable(&name, loc, e),
         };
         let found_etag = head.e_tag.clone();
         if let (Some(wanted), Some(found)) = (&loc.e_tag, &found_etag)
@@ -95,13 +82,126 @@ impl RevisionSource for S3Revisions {
                 ),
             ));
         }
-        Ok(Validation::Valid(Some(RevisionLocation::S3(S3Location {
+        Ok(Validation::pinned(RevisionLocation::S3(S3Location {
             bucket: loc.bucket.clone(),
             key: loc.key.clone(),
             bundle_type: Some(bundle_type),
             version: loc.version.clone().or(head.version_id),
             e_tag: found_etag.map(|e| unquoted(&e).to_owned()),
-        }))))
+        })))
+    }
+}
+
+impl S3Revisions {
+    /// A Lambda revision: inline, it is checked when the deployment is created; in S3, its
+    /// AppSpec is read here (YAML or JSON, at most [`MAX_APPSPEC`] bytes) and pinned.
+    async fn lambda_appspec(&self, revision: &RevisionLocation) -> Result<Validation, PortError> {
+        let loc = match revision {
+            RevisionLocation::AppSpecContent(_) | RevisionLocation::String(_) => {
+                return Ok(Validation::valid());
+            }
+            RevisionLocation::S3(loc) => loc,
+            other => {
+                return Ok(invalid(
+                    ErrorCode::InvalidRevision,
+                    format!(
+                        "a Lambda deployment's revision is an AppSpec in S3 or inline, not a {} revision",
+                        other.revision_type()
+                    ),
+                ));
+            }
+        };
+        let name = format!("s3://{}/{}", loc.bucket, loc.key);
+        if let Some(t @ (BundleType::Zip | BundleType::Tar | BundleType::Tgz)) = loc.bundle_type {
+            return Ok(invalid(
+                ErrorCode::InvalidRevision,
+                format!(
+                    "{name} is a {t} bundle; a Lambda revision is an AppSpec file (YAML or JSON)"
+                ),
+            ));
+        }
+        let object = self
+            .s3
+            .get_object()
+            .bucket(&loc.bucket)
+            .key(&loc.key)
+            .set_version_id(loc.version.clone())
+            .set_if_match(loc.e_tag.as_ref().map(|e| format!("\"{}\"", unquoted(e))))
+            .send()
+            .await;
+        let object = match object {
+            Ok(object) => object,
+            Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(412) => {
+                return Ok(invalid(
+                    ErrorCode::RevisionMissing,
+                    format!(
+                        "{name} was replaced since its ETag was taken; deploy the new one or name its version"
+                    ),
+                ));
+            }
+            Err(e) => return unreadable(&name, loc, e),
+        };
+        if object.content_length().unwrap_or(0) > MAX_APPSPEC as i64 {
+            return Ok(invalid(
+                ErrorCode::InvalidRevision,
+                format!(
+                    "{name} is over {MAX_APPSPEC} bytes; an AppSpec is a short YAML or JSON file"
+                ),
+            ));
+        }
+        let e_tag = object.e_tag.clone();
+        let version = object.version_id.clone();
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| PortError::transient(format!("reading {name}: {e}")))?
+            .into_bytes();
+        let Ok(text) = String::from_utf8(bytes.to_vec()) else {
+            return Ok(invalid(
+                ErrorCode::InvalidRevision,
+                format!(
+                    "{name} is not UTF-8 text; a Lambda revision is an AppSpec file (YAML or JSON)"
+                ),
+            ));
+        };
+        Ok(Validation::Valid {
+            pinned: Some(RevisionLocation::S3(S3Location {
+                version: loc.version.clone().or(version),
+                e_tag: e_tag.map(|e| unquoted(&e).to_owned()),
+                ..loc.clone()
+            })),
+            appspec: Some(text),
+        })
+    }
+}
+
+/// The longest Lambda AppSpec read from S3.
+pub const MAX_APPSPEC: usize = 1 << 20;
+
+/// An object that could not be read: missing, forbidden, or a failure to try again.
+fn unreadable<E>(name: &str, loc: &S3Location, e: SdkError<E>) -> Result<Validation, PortError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    match (code(&e), status) {
+        (Some("NotFound" | "NoSuchKey" | "NoSuchBucket" | "NoSuchVersion"), _) | (_, Some(404)) => {
+            Ok(invalid(
+                ErrorCode::RevisionMissing,
+                match &loc.version {
+                    Some(v) => format!("{name} version {v} does not exist"),
+                    None => format!("{name} does not exist"),
+                },
+            ))
+        }
+        (_, Some(403)) => Ok(invalid(
+            ErrorCode::IamRolePermissions,
+            format!(
+                "cutover may not read {name}: allow s3:GetObject (and s3:GetObjectVersion) on it"
+            ),
+        )),
+        _ => Err(port_error(format!("looking up {name}"), e)),
     }
 }
 

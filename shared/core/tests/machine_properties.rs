@@ -240,7 +240,7 @@ proptest! {
         let events = [
             Event::Created,
             Event::GroupLockAcquired { last_successful: None },
-            Event::RevisionValidated { revision: None },
+            Event::RevisionValidated { revision: None, appspec: None },
             Event::TargetsResolved { targets: hosts(3) },
             finished(&TargetId::new(format!("host-{}", host + 1)), event, failed),
             Event::AlarmRaised { alarm: "any".into() },

@@ -125,7 +125,14 @@ fn the_commands_follow_codedeploys_order() {
     );
     world.inbox.clear();
     assert_eq!(
-        host_commands(&mut world, &id, Event::RevisionValidated { revision: None }),
+        host_commands(
+            &mut world,
+            &id,
+            Event::RevisionValidated {
+                revision: None,
+                appspec: None
+            }
+        ),
         [Command::ResolveTargets]
     );
     world.inbox.clear();
@@ -179,7 +186,10 @@ fn with_traffic_control_hosts_are_blocked_and_allowed_around_the_install() {
         Event::GroupLockAcquired {
             last_successful: None,
         },
-        Event::RevisionValidated { revision: None },
+        Event::RevisionValidated {
+            revision: None,
+            appspec: None,
+        },
     ] {
         world.deliver(&id, e);
     }
@@ -310,7 +320,10 @@ fn half_at_a_time_starts_four_of_nine_in_one_command() {
         Event::GroupLockAcquired {
             last_successful: None,
         },
-        Event::RevisionValidated { revision: None },
+        Event::RevisionValidated {
+            revision: None,
+            appspec: None,
+        },
     ] {
         world.deliver(&id, e);
     }
@@ -942,6 +955,7 @@ fn a_validated_revision_is_pinned_to_the_object_found() {
         &d,
         Event::RevisionValidated {
             revision: Some(s3(Some("\"abc\""), "releases")),
+            appspec: None,
         },
         world_now(),
     )
@@ -951,6 +965,7 @@ fn a_validated_revision_is_pinned_to_the_object_found() {
         &d,
         Event::RevisionValidated {
             revision: Some(s3(None, "elsewhere")),
+            appspec: None,
         },
         world_now(),
     )
@@ -1239,7 +1254,13 @@ fn one_claim_of_a_run_stands_and_only_its_command_is_recorded() {
             last_successful: None,
         },
     );
-    world.deliver(&id, Event::RevisionValidated { revision: None });
+    world.deliver(
+        &id,
+        Event::RevisionValidated {
+            revision: None,
+            appspec: None,
+        },
+    );
     world.deliver(&id, Event::TargetsResolved { targets: hosts(2) });
     world.inbox.clear();
     let h = TargetId::new("host-1");

@@ -3,19 +3,24 @@
 
 use std::time::Duration;
 
+use cutover_core::appspec::LambdaFunction;
 use cutover_core::lifecycle::LifecycleEventName;
 use cutover_core::lock::LockDecision;
 use cutover_core::machine::{
-    self, Command, CreateDeployment, Deployment, Event, LifecycleOutcome, OutcomeStatus, Target,
+    self, Command, CreateDeployment, Deployment, Event, HookStatus, LifecycleOutcome,
+    OutcomeStatus, Phase, Target,
 };
-use cutover_core::model::{Diagnostics, LifecycleErrorCode, LifecycleEventStatus};
+use cutover_core::model::{
+    ComputePlatform, DeploymentStatus, Diagnostics, ErrorCode, ErrorInformation,
+    LifecycleErrorCode, LifecycleEventStatus,
+};
 use cutover_core::{DeploymentId, TargetId, Timestamp};
 use futures_util::future::join_all;
 use tokio::sync::Mutex;
 
 use crate::ports::{
-    Alarms, Clock, Commit, Fleet, HookRunner, HostRun, Notifier, Polled, Ports, Resolution,
-    RevisionSource, StepQueue, Store, TrafficRouter, Validation,
+    Alarms, Clock, Commit, Fleet, HookFunctions, HookRunner, HostRun, LambdaTraffic, Notifier,
+    Polled, Ports, Resolution, RevisionSource, StepQueue, Store, TrafficRouter, Validation,
 };
 use crate::{EngineError, PortError, Step, Work};
 
@@ -111,7 +116,7 @@ impl<P: Ports> Engine<P> {
             for event in &events {
                 let t = machine::advance(advanced.as_ref().unwrap_or(&before), event.clone(), now)?;
                 advanced = Some(t.deployment);
-                next.extend(t.commands.into_iter().map(|c| Step::command(id.clone(), c)));
+                next.extend(t.commands.into_iter().map(|c| step_for(id, c)));
             }
             // `Created` asks for the lock without changing anything, so an unchanged deployment
             // may still have steps to queue.
@@ -140,7 +145,14 @@ impl<P: Ports> Engine<P> {
     pub async fn perform(&self, step: Step) -> Result<(), EngineError> {
         let id = step.deployment_id;
         match step.work {
-            Work::Event(event) => self.deliver(&id, vec![event]).await.map(drop),
+            Work::Event(event) => {
+                if let Event::TimerFired { timer } = &event
+                    && timer.reads_alarms()
+                {
+                    self.check_alarms(&id).await?;
+                }
+                self.deliver(&id, vec![event]).await.map(drop)
+            }
             Work::Command(command) => self.carry_out(&id, command).await,
             Work::PollHost {
                 target,
@@ -194,6 +206,9 @@ impl<P: Ports> Engine<P> {
             | Command::RunLifecycleEvents { .. }
             | Command::BlockTraffic { .. }
             | Command::AllowTraffic { .. }
+            | Command::InvokeHook { .. }
+            | Command::ShiftTraffic { .. }
+            | Command::RestoreTraffic
                 if d.is_finished() =>
             {
                 Ok(())
@@ -219,8 +234,28 @@ impl<P: Ports> Engine<P> {
                     .await
                     .map_err(EngineError::port("revision source"))?
                 {
-                    Validation::Valid(revision) => Event::RevisionValidated { revision },
+                    Validation::Valid { pinned, appspec } => Event::RevisionValidated {
+                        revision: pinned,
+                        appspec,
+                    },
                     Validation::Invalid(error) => Event::RevisionInvalid { error },
+                };
+                self.decide(id, Some(d), vec![event], Vec::new())
+                    .await
+                    .map(drop)
+            }
+            Command::ResolveTargets if d.group.compute_platform == ComputePlatform::Lambda => {
+                let function = lambda_function(&d)?;
+                let event = match p
+                    .lambda()
+                    .check(function)
+                    .await
+                    .map_err(EngineError::port("Lambda"))?
+                {
+                    None => Event::TargetsResolved {
+                        targets: vec![machine::lambda_target_id(function)],
+                    },
+                    Some(error) => Event::TargetsUnresolved { error },
                 };
                 self.decide(id, Some(d), vec![event], Vec::new())
                     .await
@@ -264,6 +299,30 @@ impl<P: Ports> Engine<P> {
                 self.deliver_outcomes(id, LifecycleEventName::AllowTraffic, outcomes)
                     .await
             }
+            Command::InvokeHook { event, function } => {
+                self.invoke_hook(id, d, event, function).await
+            }
+            Command::ShiftTraffic { percent } => self.shift_traffic(id, d, percent).await,
+            Command::RestoreTraffic => {
+                if !matches!(d.phase, Phase::RestoringTraffic { .. }) {
+                    return Ok(());
+                }
+                let event = match p.lambda().restore(lambda_function(&d)?).await {
+                    Ok(()) => Event::TrafficRestored,
+                    Err(e) if e.retryable => return Err(EngineError::port("Lambda")(e)),
+                    Err(e) => Event::StepFailed {
+                        error: ErrorInformation::new(
+                            ErrorCode::InvalidLambdaConfiguration,
+                            e.message,
+                        ),
+                    },
+                };
+                self.decide(id, Some(d), vec![event], Vec::new())
+                    .await
+                    .map(drop)
+            }
+            // Normally queued as a delayed event by `decide`; carried out late, it is due.
+            Command::Schedule { event, .. } => self.deliver(id, vec![*event]).await.map(drop),
             Command::StopLifecycleEvents { targets } => p
                 .hosts()
                 .stop(&d, &targets)
@@ -310,6 +369,131 @@ impl<P: Ports> Engine<P> {
                 }
             }
         }
+    }
+
+    /// A hook function reported (`PutLifecycleEventHookExecutionStatus`). The execution id is
+    /// the caller's authority: it must be the id of one of the deployment's hook executions.
+    pub async fn report_hook(
+        &self,
+        id: &DeploymentId,
+        execution_id: &str,
+        status: HookStatus,
+    ) -> Result<HookReport, EngineError> {
+        let d = self.load(id).await?;
+        let Some(execution) = d
+            .targets
+            .iter()
+            .flat_map(|t| &t.hook_executions)
+            .find(|e| e.is(execution_id))
+        else {
+            return Ok(HookReport::UnknownExecution);
+        };
+        if d.phase
+            != (Phase::RunningHook {
+                event: execution.event,
+            })
+        {
+            return Ok(HookReport::AlreadyCompleted);
+        }
+        let reported = Event::HookExecutionReported {
+            execution_id: execution_id.to_owned(),
+            status,
+        };
+        self.decide(id, Some(d), vec![reported], Vec::new()).await?;
+        Ok(HookReport::Accepted)
+    }
+
+    /// Invokes the hook function of `event` with the deployment's execution id for it, drawing
+    /// and recording one first if there is none. A step delivered again invokes the function
+    /// again, with the same id, unless it has reported.
+    async fn invoke_hook(
+        &self,
+        id: &DeploymentId,
+        d: Deployment,
+        event: LifecycleEventName,
+        function: String,
+    ) -> Result<(), EngineError> {
+        if d.phase != (Phase::RunningHook { event }) {
+            return Ok(());
+        }
+        let d = match d.hook_execution(event) {
+            Some(_) => d,
+            None => {
+                let execution_id = crate::ids::execution_id().map_err(|e| {
+                    EngineError::port("random source")(PortError::transient(e.to_string()))
+                })?;
+                let started = Event::HookExecutionStarted {
+                    event,
+                    execution_id,
+                };
+                self.decide(id, Some(d), vec![started], Vec::new()).await?
+            }
+        };
+        let Some(execution) = d
+            .hook_execution(event)
+            .filter(|_| d.phase == (Phase::RunningHook { event }))
+        else {
+            return Ok(());
+        };
+        match self
+            .ports
+            .hook_functions()
+            .invoke(&function, id, &execution.execution_id)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if e.retryable => Err(EngineError::port("hook functions")(e)),
+            Err(e) => {
+                let error = ErrorInformation::new(
+                    ErrorCode::HookExecutionFailure,
+                    format!(
+                        "The {event} hook function '{function}' could not be invoked: {}",
+                        e.message
+                    ),
+                );
+                self.decide(id, Some(d), vec![Event::StepFailed { error }], Vec::new())
+                    .await
+                    .map(drop)
+            }
+        }
+    }
+
+    /// Reads the alarms, then moves the alias's traffic to the step asked for. A shift that
+    /// lands after the deployment began to end is undone.
+    async fn shift_traffic(
+        &self,
+        id: &DeploymentId,
+        d: Deployment,
+        percent: u8,
+    ) -> Result<(), EngineError> {
+        let asked =
+            |d: &Deployment| matches!(d.phase, Phase::ShiftingTraffic { shifted: false, .. });
+        if !asked(&d) {
+            return Ok(());
+        }
+        let d = self.check_alarms(id).await?;
+        if !asked(&d) {
+            return Ok(());
+        }
+        let lambda = self.ports.lambda();
+        let function = lambda_function(&d)?;
+        let event = match lambda.shift(function, percent).await {
+            Ok(()) => Event::TrafficShifted { percent },
+            Err(e) if e.retryable => return Err(EngineError::port("Lambda")(e)),
+            Err(e) => Event::StepFailed {
+                error: ErrorInformation::new(ErrorCode::InvalidLambdaConfiguration, e.message),
+            },
+        };
+        let after = self.decide(id, Some(d), vec![event], Vec::new()).await?;
+        let ending = matches!(after.phase, Phase::RestoringTraffic { .. })
+            || (after.is_finished() && after.status() != DeploymentStatus::Succeeded);
+        if ending {
+            lambda
+                .restore(lambda_function(&after)?)
+                .await
+                .map_err(EngineError::port("Lambda"))?;
+        }
+        Ok(())
     }
 
     /// `GroupLockAcquired` for a deployment of `d`'s group, with the group's last success now.
@@ -561,6 +745,35 @@ impl<P: Ports> Engine<P> {
             })
             .collect();
         self.deliver(id, events).await.map(drop)
+    }
+}
+
+/// The function and alias a Lambda deployment moves, known once its revision is validated.
+fn lambda_function(d: &Deployment) -> Result<&LambdaFunction, EngineError> {
+    d.lambda.as_ref().map(|spec| &spec.function).ok_or_else(|| {
+        EngineError::port("Lambda")(PortError::permanent(format!(
+            "deployment {} has no Lambda AppSpec",
+            d.deployment_id
+        )))
+    })
+}
+
+/// What [`Engine::report_hook`] did with a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookReport {
+    /// The hook was waiting for it.
+    Accepted,
+    /// The hook has already ended (it reported, timed out, or the deployment moved on).
+    AlreadyCompleted,
+    /// No hook of the deployment was given this execution id.
+    UnknownExecution,
+}
+
+/// The step that carries out `command`: a scheduled event is queued to be delivered when due.
+fn step_for(id: &DeploymentId, command: Command) -> Step {
+    match command {
+        Command::Schedule { at, event } => Step::event(id.clone(), *event).not_before(at),
+        command => Step::command(id.clone(), command),
     }
 }
 

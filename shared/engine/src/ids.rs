@@ -15,6 +15,15 @@ pub fn entropy() -> u64 {
     h.finish()
 }
 
+/// A hook execution id: 192 bits from the operating system's random source, in URL-safe
+/// characters. Holding one is what authorises a hook function's report, so it must not be
+/// guessable.
+pub fn execution_id() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes)?;
+    Ok(crate::core::digest::hex(&bytes))
+}
+
 /// A random UUID (version 4), as CodeDeploy's application and group ids are.
 pub fn uuid() -> String {
     let a = entropy();

@@ -19,7 +19,7 @@ pub mod ports;
 mod step;
 
 pub use cutover_core as core;
-pub use engine::Engine;
+pub use engine::{Engine, HookReport};
 pub use error::{EngineError, PortError};
 pub use ports::{
     Alarms, Clock, Commit, Fleet, HookFunctions, HookRunner, HostRun, LambdaTraffic, Notifier,

@@ -81,9 +81,31 @@ pub trait RevisionSource: Send + Sync {
 /// What [`RevisionSource::validate`] found.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Validation {
-    /// The revision is there and well formed; `Some` pins exactly what was found.
-    Valid(Option<RevisionLocation>),
+    /// The revision is there and well formed. `pinned` is exactly what was found, when more is
+    /// known than the request said; `appspec` is the text of a Lambda revision that is a file.
+    Valid {
+        pinned: Option<RevisionLocation>,
+        appspec: Option<String>,
+    },
     Invalid(ErrorInformation),
+}
+
+impl Validation {
+    /// A revision found as the request named it, with nothing to pin.
+    pub fn valid() -> Self {
+        Validation::Valid {
+            pinned: None,
+            appspec: None,
+        }
+    }
+
+    /// A revision found, pinned to exactly what was found.
+    pub fn pinned(revision: RevisionLocation) -> Self {
+        Validation::Valid {
+            pinned: Some(revision),
+            appspec: None,
+        }
+    }
 }
 
 /// Finds a deployment's targets.
@@ -233,8 +255,10 @@ pub trait LambdaTraffic: Send + Sync {
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 
     /// Points the alias back at `current_version`, with no extra weights.
-    fn restore(&self, function: &LambdaFunction)
-    -> impl Future<Output = Result<(), PortError>> + Send;
+    fn restore(
+        &self,
+        function: &LambdaFunction,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// Invokes the hook functions of Lambda and ECS deployments.
@@ -291,6 +315,8 @@ pub trait Ports: Send + Sync {
     type Fleet: Fleet;
     type Hosts: HookRunner;
     type Traffic: TrafficRouter;
+    type Lambda: LambdaTraffic;
+    type HookFunctions: HookFunctions;
     type Alarms: Alarms;
     type Notifier: Notifier;
     type Clock: Clock;
@@ -301,6 +327,8 @@ pub trait Ports: Send + Sync {
     fn fleet(&self) -> &Self::Fleet;
     fn hosts(&self) -> &Self::Hosts;
     fn traffic(&self) -> &Self::Traffic;
+    fn lambda(&self) -> &Self::Lambda;
+    fn hook_functions(&self) -> &Self::HookFunctions;
     fn alarms(&self) -> &Self::Alarms;
     fn notifier(&self) -> &Self::Notifier;
     fn clock(&self) -> &Self::Clock;

@@ -14,6 +14,7 @@ use cutover_agent::host::HostRoot;
 use cutover_agent::layout::{DEFAULT_ROOT, DeploymentRoot};
 use cutover_agent::permissions::Tools;
 use cutover_agent::run::{BundleSource, RunRequest, now};
+use cutover_core::appspec::LambdaFunction;
 use cutover_core::appspec::parse_server;
 use cutover_core::lifecycle::LifecycleEventName;
 use cutover_core::lock::LockDecision;
@@ -21,16 +22,18 @@ use cutover_core::machine::{
     Deployment, FinalStatus, LifecycleOutcome, OutcomeStatus, PreviousDeployment,
 };
 use cutover_core::model::{
-    ErrorCode, ErrorInformation, LifecycleEventStatus, RevisionLocation, S3Location,
-    TriggerEventType,
+    ComputePlatform, ErrorCode, ErrorInformation, LifecycleEventStatus, RevisionLocation,
+    S3Location, TriggerEventType,
 };
 use cutover_core::{DeploymentId, TargetId};
 use cutover_engine::{
-    Alarms, Commit, Fleet, HookRunner, HostRun, Notifier, Polled, PortError, Ports, Resolution,
-    RevisionSource, Step, StepQueue, Store, SystemClock, TrafficRouter, Validation,
+    Alarms, Commit, Fleet, HookFunctions, HookRunner, HostRun, LambdaTraffic, Notifier, Polled,
+    PortError, Ports, Resolution, RevisionSource, Step, StepQueue, Store, SystemClock,
+    TrafficRouter, Validation,
 };
 use tokio::sync::Semaphore;
 
+use crate::lambda::LambdaApi;
 use crate::s3::{S3Access, URL_LIFETIME};
 use crate::store::{LocalHost, LocalStore};
 
@@ -46,6 +49,7 @@ pub struct LocalPorts<H = LocalHosts> {
     fleet: LocalFleet,
     revisions: LocalRevisions,
     notifier: FileNotifier,
+    lambda: LocalLambda,
 }
 
 impl LocalPorts<LocalHosts> {
@@ -66,9 +70,17 @@ impl<H: HookRunner> LocalPorts<H> {
                 s3: S3Access::from_env(),
             },
             notifier: FileNotifier(state_dir.join(NOTIFICATIONS_FILE)),
+            lambda: LocalLambda(LambdaApi::from_env()),
             store,
             hosts,
         }
+    }
+
+    /// Lambda deployments move aliases and invoke hook functions through the Lambda API at
+    /// `endpoint` (an emulator's, for example) instead of the one the environment names.
+    pub fn with_lambda_endpoint(mut self, endpoint: &str) -> Self {
+        self.lambda = LocalLambda(LambdaApi::from_env().map(|api| api.with_endpoint(endpoint)));
+        self
     }
 
     pub fn local_store(&self) -> &Arc<LocalStore> {
@@ -83,6 +95,8 @@ impl<H: HookRunner> Ports for LocalPorts<H> {
     type Fleet = LocalFleet;
     type Hosts = H;
     type Traffic = LocalStore;
+    type Lambda = LocalLambda;
+    type HookFunctions = LocalLambda;
     type Alarms = LocalStore;
     type Notifier = FileNotifier;
     type Clock = SystemClock;
@@ -104,6 +118,12 @@ impl<H: HookRunner> Ports for LocalPorts<H> {
     }
     fn traffic(&self) -> &LocalStore {
         &self.store
+    }
+    fn lambda(&self) -> &LocalLambda {
+        &self.lambda
+    }
+    fn hook_functions(&self) -> &LocalLambda {
+        &self.lambda
     }
     fn alarms(&self) -> &LocalStore {
         &self.store
@@ -269,6 +289,55 @@ impl Fleet for LocalFleet {
     }
 }
 
+/// The Lambda API as this machine reaches it, or why it cannot: a Lambda deployment then fails
+/// its check with that reason.
+#[derive(Debug)]
+pub struct LocalLambda(Result<LambdaApi, String>);
+
+impl LocalLambda {
+    fn api(&self) -> Result<&LambdaApi, PortError> {
+        self.0.as_ref().map_err(|why| {
+            PortError::permanent(format!("cutover cannot reach the Lambda API: {why}"))
+        })
+    }
+}
+
+impl LambdaTraffic for LocalLambda {
+    async fn check(
+        &self,
+        function: &LambdaFunction,
+    ) -> Result<Option<ErrorInformation>, PortError> {
+        match &self.0 {
+            Ok(api) => api.check(function).await,
+            Err(why) => Ok(Some(ErrorInformation::new(
+                ErrorCode::InvalidLambdaConfiguration,
+                format!("cutover cannot reach the Lambda API: {why}"),
+            ))),
+        }
+    }
+
+    async fn shift(&self, function: &LambdaFunction, percent: u8) -> Result<(), PortError> {
+        self.api()?.shift(function, percent).await
+    }
+
+    async fn restore(&self, function: &LambdaFunction) -> Result<(), PortError> {
+        self.api()?.restore(function).await
+    }
+}
+
+impl HookFunctions for LocalLambda {
+    async fn invoke(
+        &self,
+        function: &str,
+        deployment_id: &DeploymentId,
+        execution_id: &str,
+    ) -> Result<(), PortError> {
+        self.api()?
+            .invoke(function, deployment_id, execution_id)
+            .await
+    }
+}
+
 /// Checks that a local revision is still there and that its AppSpec reads, or that an S3
 /// revision can be read (pinning its ETag and version).
 #[derive(Debug)]
@@ -308,18 +377,108 @@ impl LocalRevisions {
                         ),
                     ))
                 }
-                _ => Validation::Valid(Some(RevisionLocation::S3(S3Location {
+                _ => Validation::pinned(RevisionLocation::S3(S3Location {
                     e_tag: head.e_tag.or_else(|| loc.e_tag.clone()),
                     version: loc.version.clone().or(head.version),
                     ..loc.clone()
-                }))),
+                })),
             },
         }
     }
 }
 
+impl LocalRevisions {
+    /// A Lambda revision: inline, checked when the deployment was created; a local AppSpec file
+    /// (or a folder holding `appspec.yml`), read here.
+    async fn validate_lambda(&self, revision: &RevisionLocation) -> Validation {
+        let invalid =
+            |code, message: String| Validation::Invalid(ErrorInformation::new(code, message));
+        match revision {
+            RevisionLocation::AppSpecContent(_) | RevisionLocation::String(_) => {
+                Validation::valid()
+            }
+            RevisionLocation::Local(local) => {
+                let path = PathBuf::from(&local.path);
+                let file = if path.is_dir() {
+                    match find_appspec(&path, None) {
+                        Ok(file) => file,
+                        Err(e) => return invalid(ErrorCode::InvalidRevision, e.to_string()),
+                    }
+                } else {
+                    path
+                };
+                match read_appspec_file(&file) {
+                    Ok(text) => Validation::Valid {
+                        pinned: None,
+                        appspec: Some(text),
+                    },
+                    Err(message) if !file.exists() => invalid(ErrorCode::RevisionMissing, message),
+                    Err(message) => invalid(ErrorCode::InvalidRevision, message),
+                }
+            }
+            RevisionLocation::S3(loc) => self.lambda_appspec_in_s3(loc).await,
+            other => invalid(
+                ErrorCode::InvalidRevision,
+                format!(
+                    "a Lambda deployment's revision is an AppSpec file, in S3 or inline; this one is a {} revision",
+                    other.revision_type()
+                ),
+            ),
+        }
+    }
+}
+
+impl LocalRevisions {
+    /// A Lambda AppSpec in S3: checked and pinned as any S3 revision is, then read.
+    async fn lambda_appspec_in_s3(&self, loc: &S3Location) -> Validation {
+        let pinned = match self.validate_s3(loc).await {
+            Validation::Valid {
+                pinned: Some(RevisionLocation::S3(pinned)),
+                ..
+            } => pinned,
+            other => return other,
+        };
+        let Ok(s3) = self.s3.clone() else {
+            return Validation::valid();
+        };
+        let wanted = pinned.clone();
+        let read = tokio::task::spawn_blocking(move || s3.get_text(&wanted, MAX_APPSPEC))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        match read {
+            Ok((_, text)) => Validation::Valid {
+                pinned: Some(RevisionLocation::S3(pinned)),
+                appspec: Some(text),
+            },
+            Err(message) => {
+                Validation::Invalid(ErrorInformation::new(ErrorCode::InvalidRevision, message))
+            }
+        }
+    }
+}
+
+/// The longest Lambda AppSpec read.
+const MAX_APPSPEC: u64 = 1 << 20;
+
+/// The text of an AppSpec file, refusing one too large to be an AppSpec.
+fn read_appspec_file(file: &Path) -> Result<String, String> {
+    let size = std::fs::metadata(file)
+        .map_err(|e| format!("{}: {e}", file.display()))?
+        .len();
+    if size > MAX_APPSPEC {
+        return Err(format!(
+            "{} is {size} bytes; an AppSpec is a short YAML or JSON file",
+            file.display()
+        ));
+    }
+    std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))
+}
+
 impl RevisionSource for LocalRevisions {
     async fn validate(&self, d: &Deployment) -> Result<Validation, PortError> {
+        if d.group.compute_platform == ComputePlatform::Lambda {
+            return Ok(self.validate_lambda(&d.revision).await);
+        }
         let local = match &d.revision {
             RevisionLocation::Local(local) => local,
             RevisionLocation::S3(loc) => return Ok(self.validate_s3(loc).await),
@@ -342,7 +501,7 @@ impl RevisionSource for LocalRevisions {
                 parse_server(&text, "appspec.yml").map_err(|e| e.to_string())
             });
         Ok(match checked {
-            Ok(_) => Validation::Valid(None),
+            Ok(_) => Validation::valid(),
             Err(message) if !dir.exists() => Validation::Invalid(ErrorInformation::new(
                 ErrorCode::RevisionMissing,
                 format!("The revision {} is gone: {message}", dir.display()),

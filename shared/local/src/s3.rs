@@ -104,13 +104,24 @@ impl S3Access {
 
     /// Checks that the object is there and readable; its ETag and version.
     pub fn head(&self, loc: &S3Location) -> Result<Head, String> {
-        let url = self.presign("HEAD", loc, SystemTime::now(), Duration::from_secs(300))?;
+        self.fetch("HEAD", loc, 0).map(|(head, _)| head)
+    }
+
+    /// The object's text, at most `limit` bytes of it (a Lambda revision's AppSpec), with its
+    /// ETag and version.
+    pub fn get_text(&self, loc: &S3Location, limit: u64) -> Result<(Head, String), String> {
+        self.fetch("GET", loc, limit)
+    }
+
+    fn fetch(&self, method: &str, loc: &S3Location, limit: u64) -> Result<(Head, String), String> {
+        let url = self.presign(method, loc, SystemTime::now(), Duration::from_secs(300))?;
         let agent = aws_http::agent(HEAD_TIMEOUT);
         let shown = format!("s3://{}/{}", loc.bucket, loc.key);
-        let response = agent
-            .head(&url)
-            .call()
-            .map_err(|e| format!("{shown} could not be reached: {e}"))?;
+        let call = match method {
+            "HEAD" => agent.head(&url).call(),
+            _ => agent.get(&url).call(),
+        };
+        let mut response = call.map_err(|e| format!("{shown} could not be reached: {e}"))?;
         let header = |name: &str| {
             response
                 .headers()
@@ -118,11 +129,23 @@ impl S3Access {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
+        let head = Head {
+            e_tag: header("etag"),
+            version: header("x-amz-version-id").filter(|v| v != "null"),
+        };
         match response.status().as_u16() {
-            200 => Ok(Head {
-                e_tag: header("etag"),
-                version: header("x-amz-version-id").filter(|v| v != "null"),
-            }),
+            200 if method == "HEAD" => Ok((head, String::new())),
+            200 => {
+                let text = response
+                    .body_mut()
+                    .with_config()
+                    .limit(limit)
+                    .read_to_string()
+                    .map_err(|e| {
+                        format!("{shown} could not be read as text of at most {limit} bytes: {e}")
+                    })?;
+                Ok((head, text))
+            }
             404 => Err(format!("{shown} does not exist")),
             403 => Err(format!(
                 "{shown} cannot be read with the credentials cutover has (access denied, or the bucket does not exist)"

@@ -17,7 +17,7 @@ use cutover_core::config::DeploymentConfigInfo;
 use cutover_core::lock::{GroupQueue, LockDecision};
 use cutover_core::machine::{Deployment, FinalStatus, PreviousDeployment, Target};
 use cutover_core::model::DeploymentGroupInfo;
-use cutover_engine::{Commit, PortError, Step};
+use cutover_engine::{Clock, Commit, PortError, Step, SystemClock};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::Notify;
 
@@ -31,7 +31,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The layout version of [`SCHEMA`], kept in SQLite's `user_version`, so that a later layout can
 /// tell what it upgrades from and an older cutover refuses a newer database.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS deployments (
@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS steps (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     deployment_id TEXT NOT NULL,
     body TEXT NOT NULL,
-    claimed_by TEXT
+    claimed_by TEXT,
+    due INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS groups (
     application TEXT NOT NULL,
@@ -241,13 +242,7 @@ impl LocalStore {
                 }
             }
         };
-        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if found > SCHEMA_VERSION {
-            return Err(StoreError::NewerLayout { path, found });
-        }
-        if found < SCHEMA_VERSION {
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        }
+        upgrade(&conn, &path)?;
         Ok(LocalStore {
             path,
             conn: Mutex::new(conn),
@@ -694,18 +689,20 @@ impl LocalStore {
         Ok(())
     }
 
-    /// Claims the oldest unclaimed step of a deployment this process drives.
+    /// Claims the oldest unclaimed step that is due, of a deployment this process drives.
     pub fn claim_step(&self) -> Result<Option<ClaimedStep>, StoreError> {
         let conn = self.conn();
         let me = self.me.to_string();
+        let now = SystemClock.now().as_millis();
         // A read first: the driver loop asks often, and most times there is nothing to claim,
         // which must not take the database's write lock from other processes.
         let row: Option<(i64, String)> = conn
             .prepare_cached(
                 "SELECT s.seq, s.body FROM steps s JOIN deployments d ON d.id = s.deployment_id
-                 WHERE s.claimed_by IS NULL AND d.driver = ?1 ORDER BY s.seq LIMIT 1",
+                 WHERE s.claimed_by IS NULL AND d.driver = ?1 AND s.due <= ?2
+                 ORDER BY s.seq LIMIT 1",
             )?
-            .query_row([&me], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(params![&me, now], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let Some((seq, body)) = row else {
             return Ok(None);
@@ -857,12 +854,51 @@ fn read_deployment(conn: &Connection, id: &DeploymentId) -> Result<Option<Deploy
     Ok(Some(d))
 }
 
+/// Brings a database of an older layout to [`SCHEMA_VERSION`], in one transaction that other
+/// processes opening it at the same time wait for.
+fn upgrade(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerLayout {
+            path: path.to_owned(),
+            found,
+        });
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let upgraded = (|| {
+        // Layouts before 2 had no due time for steps: every step was due at once.
+        let has_due: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('steps') WHERE name = 'due'",
+            [],
+            |r| r.get(0),
+        )?;
+        if has_due == 0 {
+            conn.execute_batch("ALTER TABLE steps ADD COLUMN due INTEGER NOT NULL DEFAULT 0")?;
+        }
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok::<(), rusqlite::Error>(())
+    })();
+    match upgraded {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
 fn enqueue(conn: &Connection, steps: &[Step]) -> Result<(), StoreError> {
-    let mut q = conn.prepare_cached("INSERT INTO steps (deployment_id, body) VALUES (?1, ?2)")?;
+    let mut q =
+        conn.prepare_cached("INSERT INTO steps (deployment_id, body, due) VALUES (?1, ?2, ?3)")?;
     for step in steps {
         q.execute(params![
             step.deployment_id.as_str(),
-            serde_json::to_string(step)?
+            serde_json::to_string(step)?,
+            step.not_before.map_or(0, |t| t.as_millis()),
         ])?;
     }
     Ok(())

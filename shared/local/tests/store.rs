@@ -108,3 +108,61 @@ fn a_database_from_a_newer_layout_is_refused_untouched() {
         .unwrap();
     assert_eq!(version, 99);
 }
+
+#[test]
+fn a_step_is_claimed_only_once_it_is_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(dir.path()).unwrap();
+    let d = deployment(1);
+    let now = cutover_engine::Clock::now(&cutover_engine::SystemClock);
+    let later = Step::event(
+        d.deployment_id.clone(),
+        cutover_core::machine::Event::Created,
+    )
+    .not_before(now + std::time::Duration::from_millis(400));
+    let at_once = Step::event(
+        d.deployment_id.clone(),
+        cutover_core::machine::Event::TrafficRestored,
+    );
+    store
+        .commit_deployment(&d, None, vec![later.clone(), at_once.clone()])
+        .unwrap();
+    store.adopt_orphans().unwrap();
+    let first = store.claim_step().unwrap().expect("the step due now");
+    assert_eq!(first.step, at_once);
+    assert!(store.claim_step().unwrap().is_none(), "a step came early");
+    assert_eq!(store.my_steps().unwrap(), 2, "a step not due still counts");
+    std::thread::sleep(std::time::Duration::from_millis(450));
+    let second = store.claim_step().unwrap().expect("the step once due");
+    assert_eq!(second.step, later);
+}
+
+#[test]
+fn a_database_of_the_first_layout_is_upgraded_keeping_its_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATABASE_FILE);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE steps (seq INTEGER PRIMARY KEY AUTOINCREMENT, deployment_id TEXT NOT NULL, body TEXT NOT NULL, claimed_by TEXT);
+             INSERT INTO steps (deployment_id, body) VALUES ('d-AAAAAAAAA', '{}');",
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+    }
+    let store = LocalStore::open(dir.path()).unwrap();
+    assert_eq!(store.steps_of(&"d-AAAAAAAAA".parse().unwrap()).unwrap(), 1);
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let due: i64 = conn
+        .query_row("SELECT due FROM steps", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(due, 0, "an old step is due at once");
+    // Opening it again changes nothing more.
+    drop(conn);
+    LocalStore::open(dir.path()).unwrap();
+}

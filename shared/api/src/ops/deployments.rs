@@ -3,10 +3,10 @@
 //! ListDeploymentInstances, GetDeploymentInstance and BatchGetDeploymentInstances; and
 //! CreateDeployment, StopDeployment and ContinueDeployment.
 
-use cutover_core::machine::{CreateDeployment, Deployment, Target};
+use cutover_core::machine::{CreateDeployment, Deployment, Target, lambda_appspec};
 use cutover_core::model::{
-    AlarmConfiguration, AutoRollbackConfiguration, DeploymentCreator, DeploymentInfo,
-    DeploymentStatus, DeploymentTarget, DeploymentTargetType, FileExistsBehavior, InstanceSummary,
+    AlarmConfiguration, AutoRollbackConfiguration, ComputePlatform, DeploymentCreator,
+    DeploymentInfo, DeploymentStatus, DeploymentTarget, FileExistsBehavior, InstanceSummary,
     RevisionLocation, TargetLabel, TargetStatus,
 };
 use cutover_core::{DeploymentId, TargetId, Timestamp};
@@ -22,7 +22,7 @@ use crate::wire::ApiError;
 /// The most deployments or targets one Batch call takes, as in CodeDeploy.
 const MAX_BATCH: usize = 25;
 
-fn deployment_id(value: Option<&str>) -> Result<DeploymentId, ApiError> {
+pub(crate) fn deployment_id(value: Option<&str>) -> Result<DeploymentId, ApiError> {
     let value = value.unwrap_or_default();
     if value.is_empty() {
         return Err(ApiError::codedeploy(
@@ -37,7 +37,10 @@ fn deployment_id(value: Option<&str>) -> Result<DeploymentId, ApiError> {
         })
 }
 
-async fn deployment(registry: &impl Registry, id: &DeploymentId) -> Result<Deployment, ApiError> {
+pub(crate) async fn deployment(
+    registry: &impl Registry,
+    id: &DeploymentId,
+) -> Result<Deployment, ApiError> {
     registry
         .deployment(id)
         .await
@@ -216,13 +219,6 @@ fn target<'a>(
     })
 }
 
-fn deployment_target(d: &Deployment, t: &Target) -> DeploymentTarget {
-    DeploymentTarget {
-        deployment_target_type: DeploymentTargetType::InstanceTarget,
-        instance_target: Some(t.instance_target(&d.deployment_id)),
-    }
-}
-
 fn summary(d: &Deployment, t: &Target) -> InstanceSummary {
     InstanceSummary {
         deployment_id: d.deployment_id.clone(),
@@ -351,7 +347,7 @@ pub async fn get_target(
     let d = deployment(registry, &id).await?;
     let t = target(&d, wanted, "DeploymentTargetDoesNotExistException")?;
     Ok(GetTargetOutput {
-        deployment_target: deployment_target(&d, t),
+        deployment_target: d.deployment_target(t),
     })
 }
 
@@ -383,7 +379,7 @@ pub async fn batch_get_targets(
     let deployment_targets = wanted
         .iter()
         .map(|w| {
-            target(&d, w, "DeploymentTargetDoesNotExistException").map(|t| deployment_target(&d, t))
+            target(&d, w, "DeploymentTargetDoesNotExistException").map(|t| d.deployment_target(t))
         })
         .collect::<Result<_, _>>()?;
     Ok(BatchGetTargetsOutput { deployment_targets })
@@ -614,29 +610,42 @@ pub struct CreateOutput {
 }
 
 /// The revision a Server deployment installs: an S3 bundle.
-fn s3_revision(revision: Option<RevisionLocation>) -> Result<RevisionLocation, ApiError> {
+/// The revision of a deployment to a group of `platform`: an S3 bundle for servers; an AppSpec
+/// in S3 or inline, checked here, for Lambda functions.
+fn revision_for(
+    revision: Option<RevisionLocation>,
+    platform: ComputePlatform,
+) -> Result<RevisionLocation, ApiError> {
     let revision = revision.ok_or_else(|| {
         ApiError::codedeploy(
             "RevisionRequiredException",
             "The revision must be specified.",
         )
     })?;
-    let RevisionLocation::S3(loc) = &revision else {
-        return Err(ApiError::codedeploy(
-            "InvalidRevisionException",
-            format!(
-                "cutover deploys S3 revisions to Server groups; this revision is a {} revision",
-                revision.revision_type()
-            ),
-        ));
-    };
-    if loc.bucket.is_empty() || loc.key.is_empty() {
-        return Err(ApiError::codedeploy(
-            "InvalidRevisionException",
-            "An S3 revision needs a bucket and a key.",
-        ));
+    let invalid = |message: String| ApiError::codedeploy("InvalidRevisionException", message);
+    match (&revision, platform) {
+        (RevisionLocation::S3(loc), _) if loc.bucket.is_empty() || loc.key.is_empty() => {
+            Err(invalid("An S3 revision needs a bucket and a key.".into()))
+        }
+        (RevisionLocation::S3(_), ComputePlatform::Server | ComputePlatform::Lambda) => {
+            Ok(revision)
+        }
+        (
+            RevisionLocation::AppSpecContent(_) | RevisionLocation::String(_),
+            ComputePlatform::Lambda,
+        ) => match lambda_appspec(&revision, None) {
+            Ok(_) => Ok(revision),
+            Err(e) => Err(invalid(e.to_string())),
+        },
+        (_, ComputePlatform::Server) => Err(invalid(format!(
+            "cutover deploys S3 revisions to Server groups; this revision is a {} revision",
+            revision.revision_type()
+        ))),
+        (_, platform) => Err(invalid(format!(
+            "a {platform} deployment's revision is an AppSpec in S3 or inline (AppSpecContent); this revision is a {} revision",
+            revision.revision_type()
+        ))),
     }
-    Ok(revision)
 }
 
 /// CreateDeployment: saves the deployment and queues its first step; whoever drives the
@@ -663,7 +672,7 @@ pub async fn create(
             "cutover does not track outdated instances yet; leave out updateOutdatedInstancesOnly",
         ));
     }
-    let revision = s3_revision(input.revision)?;
+    let revision = revision_for(input.revision, group.compute_platform)?;
     let config_name = input
         .deployment_config_name
         .filter(|n| !n.is_empty())

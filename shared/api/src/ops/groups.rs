@@ -7,7 +7,8 @@
 
 use cutover_core::config;
 use cutover_core::model::{
-    ComputePlatform, DeploymentGroupInfo, DeploymentType, GroupError, OutdatedInstancesStrategy,
+    ComputePlatform, DeploymentGroupInfo, DeploymentOption, DeploymentStyle, DeploymentType,
+    GroupError, OutdatedInstancesStrategy,
 };
 use cutover_engine::ids;
 use serde::{Deserialize, Serialize};
@@ -163,28 +164,8 @@ fn text<'a>(input: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     input.get(key).and_then(Value::as_str)
 }
 
-/// Reads the group that `fields` describe, and checks it as CreateDeploymentGroup does.
-async fn checked(
-    registry: &impl Registry,
-    fields: Map<String, Value>,
-    platform: ComputePlatform,
-) -> Result<DeploymentGroupInfo, ApiError> {
-    let group: DeploymentGroupInfo =
-        serde_json::from_value(Value::Object(fields)).map_err(|e| {
-            ApiError::codedeploy(
-                "InvalidInputException",
-                format!("the group's settings are not valid: {e}"),
-            )
-        })?;
-    if platform != ComputePlatform::Server {
-        return Err(ApiError::codedeploy(
-            "InvalidComputePlatformException",
-            format!(
-                "application {} is a {platform} application; cutover deploys Server applications for now",
-                group.application_name
-            ),
-        ));
-    }
+/// What a Server group may not have yet.
+fn check_server_group(group: &DeploymentGroupInfo) -> Result<(), ApiError> {
     if group.deployment_style.deployment_type == DeploymentType::BlueGreen {
         return Err(ApiError::codedeploy(
             "InvalidDeploymentStyleException",
@@ -211,6 +192,77 @@ async fn checked(
             ));
         }
     }
+    Ok(())
+}
+
+/// A Lambda group names no hosts; its function is in each revision's AppSpec. Its deployment
+/// style is CodeDeploy's for Lambda: BLUE_GREEN with traffic control.
+fn check_lambda_group(group: &mut DeploymentGroupInfo, style_given: bool) -> Result<(), ApiError> {
+    let lambda_style = DeploymentStyle {
+        deployment_type: DeploymentType::BlueGreen,
+        deployment_option: DeploymentOption::WithTrafficControl,
+    };
+    if style_given && group.deployment_style != lambda_style {
+        return Err(ApiError::codedeploy(
+            "InvalidDeploymentStyleException",
+            "a Lambda deployment group's deploymentStyle is deploymentType BLUE_GREEN with deploymentOption WITH_TRAFFIC_CONTROL; leave it out or give exactly that",
+        ));
+    }
+    group.deployment_style = lambda_style;
+    let hosts = [
+        ("ec2TagFilters", !group.ec2_tag_filters.is_empty()),
+        ("ec2TagSet", group.ec2_tag_set.is_some()),
+        (
+            "onPremisesInstanceTagFilters",
+            !group.on_premises_instance_tag_filters.is_empty(),
+        ),
+        ("onPremisesTagSet", group.on_premises_tag_set.is_some()),
+        ("autoScalingGroups", !group.auto_scaling_groups.is_empty()),
+        ("loadBalancerInfo", group.load_balancer_info.is_some()),
+        (
+            "blueGreenDeploymentConfiguration",
+            group.blue_green_deployment_configuration.is_some(),
+        ),
+        ("ecsServices", !group.ecs_services.is_empty()),
+    ];
+    if let Some((field, _)) = hosts.iter().find(|(_, given)| *given) {
+        return Err(ApiError::codedeploy(
+            "InvalidInputException",
+            format!(
+                "{field} does not apply to a Lambda deployment group: its function and alias are named by each revision's AppSpec"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the group that `fields` describe, and checks it as CreateDeploymentGroup does.
+async fn checked(
+    registry: &impl Registry,
+    fields: Map<String, Value>,
+    platform: ComputePlatform,
+) -> Result<DeploymentGroupInfo, ApiError> {
+    let style_given = fields.contains_key("deploymentStyle");
+    let mut group: DeploymentGroupInfo =
+        serde_json::from_value(Value::Object(fields)).map_err(|e| {
+            ApiError::codedeploy(
+                "InvalidInputException",
+                format!("the group's settings are not valid: {e}"),
+            )
+        })?;
+    match platform {
+        ComputePlatform::Server => check_server_group(&group)?,
+        ComputePlatform::Lambda => check_lambda_group(&mut group, style_given)?,
+        ComputePlatform::Ecs => {
+            return Err(ApiError::codedeploy(
+                "InvalidComputePlatformException",
+                format!(
+                    "application {} is an ECS application; cutover deploys to servers and Lambda functions for now",
+                    group.application_name
+                ),
+            ));
+        }
+    }
     group.validate().map_err(refused)?;
     let config_name = &group.deployment_config_name;
     let known = match config::predefined(config_name) {
@@ -225,10 +277,10 @@ async fn checked(
             "DeploymentConfigDoesNotExistException",
             format!("No deployment configuration found for name: {config_name}"),
         )),
-        Some(c) if c.compute_platform != ComputePlatform::Server => Err(ApiError::codedeploy(
+        Some(c) if c.compute_platform != platform => Err(ApiError::codedeploy(
             "InvalidDeploymentConfigNameException",
             format!(
-                "{config_name} is a {} configuration; a Server group needs a Server configuration",
+                "{config_name} is a {} configuration; a {platform} group needs a {platform} configuration",
                 c.compute_platform
             ),
         )),

@@ -5,6 +5,7 @@ pub mod applications;
 pub mod configs;
 pub mod deployments;
 pub mod groups;
+pub mod hooks;
 pub mod instances;
 pub mod revisions;
 pub mod tags;

@@ -7,14 +7,16 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{CoreError, Phase};
+use crate::appspec::{LambdaAppSpec, parse_lambda};
 use crate::config::DeploymentConfigInfo;
 use crate::ids::{DeploymentId, TargetId};
 use crate::lifecycle::LifecycleEventName;
 use crate::model::{
     AlarmConfiguration, AutoRollbackConfiguration, ComputePlatform, DeploymentCreator,
-    DeploymentGroupInfo, DeploymentInfo, DeploymentOverview, DeploymentStatus, DeploymentType,
-    ErrorInformation, FileExistsBehavior, InstanceTarget, LifecycleEvent, RevisionLocation,
-    RollbackInfo, TargetInstances, TargetLabel, TargetStatus,
+    DeploymentGroupInfo, DeploymentInfo, DeploymentOverview, DeploymentStatus, DeploymentTarget,
+    DeploymentTargetType, DeploymentType, ErrorInformation, FileExistsBehavior, InstanceTarget,
+    LambdaFunctionInfo, LambdaTarget, LifecycleEvent, RevisionLocation, RollbackInfo,
+    TargetInstances, TargetLabel, TargetStatus,
 };
 use crate::time::Timestamp;
 
@@ -54,6 +56,9 @@ pub struct Deployment {
     /// with `Arc::make_mut`, and only when it really changes.
     #[serde(default)]
     pub targets: Vec<Arc<Target>>,
+    /// A Lambda deployment's AppSpec, read when its revision is validated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<LambdaAppSpec>,
 }
 
 /// A group's last successful deployment, as a later deployment remembers it.
@@ -79,6 +84,14 @@ pub struct DeploymentOptions {
     pub update_outdated_instances_only: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_instances: Option<TargetInstances>,
+    /// How much faster than real time the deployment's waits pass (traffic intervals, hook
+    /// deadlines, bake time): for rehearsals. `None` is real time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_scale: Option<u32>,
+    /// How long a Lambda deployment keeps watching its alarms after all traffic has moved,
+    /// ready to move it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_time_in_minutes: Option<u32>,
 }
 
 /// One target of a deployment and its lifecycle events.
@@ -100,6 +113,29 @@ pub struct Target {
     /// command whose outcome arrives later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_command: Option<HostCommand>,
+    /// The hook functions invoked for this target, with the execution ids they were given.
+    /// The ids authorise their reports, so they are never shown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hook_executions: Vec<HookExecution>,
+}
+
+/// One invocation of a hook function, waiting for its report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookExecution {
+    pub event: LifecycleEventName,
+    pub execution_id: String,
+    /// When the deployment fails if the function has not reported.
+    pub deadline: Timestamp,
+}
+
+impl HookExecution {
+    /// Whether `id` is this execution's id, compared in time that does not depend on where
+    /// they differ.
+    pub fn is(&self, id: &str) -> bool {
+        let (a, b) = (self.execution_id.as_bytes(), id.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
 }
 
 /// A remote command that runs one run of a target's lifecycle events: claimed by one step,
@@ -154,6 +190,7 @@ impl Target {
             instance_label: None,
             dispatched: 0,
             host_command: None,
+            hook_executions: Vec::new(),
         }
     }
 
@@ -190,6 +227,10 @@ pub struct CreateDeployment {
     pub override_alarm_configuration: Option<AlarmConfiguration>,
     pub update_outdated_instances_only: bool,
     pub target_instances: Option<TargetInstances>,
+    /// See [`DeploymentOptions::time_scale`].
+    pub time_scale: Option<u32>,
+    /// See [`DeploymentOptions::bake_time_in_minutes`].
+    pub bake_time_in_minutes: Option<u32>,
 }
 
 impl CreateDeployment {
@@ -214,6 +255,8 @@ impl CreateDeployment {
             override_alarm_configuration: None,
             update_outdated_instances_only: false,
             target_instances: None,
+            time_scale: None,
+            bake_time_in_minutes: None,
         }
     }
 }
@@ -231,22 +274,14 @@ impl Deployment {
                 group_platform: req.group.compute_platform,
             });
         }
-        if req.group.compute_platform != ComputePlatform::Server {
-            return Err(CoreError::Unsupported(format!(
-                "deploying to the {} compute platform",
-                req.group.compute_platform
-            )));
-        }
-        if req.group.deployment_style.deployment_type == DeploymentType::BlueGreen {
-            return Err(CoreError::Unsupported(
-                "a BLUE_GREEN deployment on the Server compute platform".into(),
-            ));
-        }
-        if let Some(content) = req.revision.inline_content() {
-            return Err(CoreError::InvalidRevision(format!(
-                "Server deployments install a bundle (S3, GitHub or a local path); an inline AppSpec ({} characters) can only deploy Lambda functions or ECS services",
-                content.content.len()
-            )));
+        match req.group.compute_platform {
+            ComputePlatform::Server => check_server_request(&req)?,
+            ComputePlatform::Lambda => check_lambda_revision(&req.revision)?,
+            ComputePlatform::Ecs => {
+                return Err(CoreError::Unsupported(
+                    "deploying to the ECS compute platform".into(),
+                ));
+            }
         }
         let overridden = req.auto_rollback_configuration.is_some();
         let auto_rollback_configuration = req
@@ -271,6 +306,8 @@ impl Deployment {
                 override_alarm_configuration: req.override_alarm_configuration,
                 update_outdated_instances_only: req.update_outdated_instances_only,
                 target_instances: req.target_instances,
+                time_scale: req.time_scale,
+                bake_time_in_minutes: req.bake_time_in_minutes,
             },
             group: req.group,
             config: req.config,
@@ -285,11 +322,20 @@ impl Deployment {
             error_information: None,
             rollback_info: None,
             targets: Vec::new(),
+            lambda: None,
         })
     }
 
     pub fn status(&self) -> DeploymentStatus {
         self.phase.status()
+    }
+
+    /// The execution of the hook of `event`, once its function has been given an id.
+    pub fn hook_execution(&self, event: LifecycleEventName) -> Option<&HookExecution> {
+        self.targets
+            .iter()
+            .flat_map(|t| &t.hook_executions)
+            .find(|e| e.event == event)
     }
 
     pub fn is_finished(&self) -> bool {
@@ -310,6 +356,37 @@ impl Deployment {
     /// How many targets are in each status.
     pub fn overview(&self) -> DeploymentOverview {
         DeploymentOverview::count(self.targets.iter().map(|t| t.status))
+    }
+
+    /// CodeDeploy's `deploymentTarget` view of one of this deployment's targets.
+    pub fn deployment_target(&self, t: &Target) -> DeploymentTarget {
+        let Some(spec) = &self.lambda else {
+            return DeploymentTarget {
+                deployment_target_type: DeploymentTargetType::InstanceTarget,
+                instance_target: Some(t.instance_target(&self.deployment_id)),
+                lambda_target: None,
+            };
+        };
+        let f = &spec.function;
+        DeploymentTarget {
+            deployment_target_type: DeploymentTargetType::LambdaTarget,
+            instance_target: None,
+            lambda_target: Some(LambdaTarget {
+                deployment_id: self.deployment_id.clone(),
+                target_id: t.target_id.clone(),
+                target_arn: None,
+                status: t.status,
+                last_updated_at: t.last_updated_at,
+                lifecycle_events: t.lifecycle_events.clone(),
+                lambda_function_info: LambdaFunctionInfo {
+                    function_name: f.name.clone(),
+                    function_alias: f.alias.clone(),
+                    current_version: f.current_version.clone(),
+                    target_version: f.target_version.clone(),
+                    target_version_weight: f64::from(super::lambda::target_percent(self)) / 100.0,
+                },
+            }),
+        }
     }
 
     /// CodeDeploy's `deploymentInfo` view of this deployment.
@@ -370,4 +447,55 @@ impl Deployment {
         self.revision = pinned;
         Ok(())
     }
+}
+
+fn check_server_request(req: &CreateDeployment) -> Result<(), CoreError> {
+    if req.group.deployment_style.deployment_type == DeploymentType::BlueGreen {
+        return Err(CoreError::Unsupported(
+            "a BLUE_GREEN deployment on the Server compute platform".into(),
+        ));
+    }
+    if let Some(content) = req.revision.inline_content() {
+        return Err(CoreError::InvalidRevision(format!(
+            "Server deployments install a bundle (S3, GitHub or a local path); an inline AppSpec ({} characters) can only deploy Lambda functions or ECS services",
+            content.content.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A Lambda revision is an AppSpec: inline (checked here, whole), in S3 or in a local file.
+fn check_lambda_revision(revision: &RevisionLocation) -> Result<(), CoreError> {
+    match revision {
+        RevisionLocation::AppSpecContent(_) | RevisionLocation::String(_) => {
+            lambda_appspec(revision, None).map(drop)
+        }
+        RevisionLocation::S3(_) | RevisionLocation::Local(_) => Ok(()),
+        RevisionLocation::GitHub(_) => Err(CoreError::InvalidRevision(
+            "a Lambda revision is an AppSpec file in S3 or given inline (AppSpecContent); GitHub revisions can only deploy to servers".into(),
+        )),
+    }
+}
+
+/// The Lambda AppSpec of a revision: its inline content, checked against its sha256, or
+/// `fetched`, the text of the file the revision names.
+pub fn lambda_appspec(
+    revision: &RevisionLocation,
+    fetched: Option<&str>,
+) -> Result<LambdaAppSpec, CoreError> {
+    let text = match (revision.inline_content(), fetched) {
+        (Some(content), _) => {
+            content
+                .verify()
+                .map_err(|e| CoreError::InvalidRevision(e.to_string()))?;
+            content.content.as_str()
+        }
+        (None, Some(text)) => text,
+        (None, None) => {
+            return Err(CoreError::InvalidRevision(
+                "the Lambda AppSpec of the revision was not read".into(),
+            ));
+        }
+    };
+    parse_lambda(text, "appspec").map_err(|e| CoreError::InvalidRevision(e.to_string()))
 }

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use super::{Command, Deployment, FinalStatus, Phase, PreviousDeployment};
+use super::phase::Ending;
+use super::{Command, Deployment, FinalStatus, Phase, PreviousDeployment, lambda};
 use crate::ids::TargetId;
 use crate::model::{
-    AlarmConfiguration, AutoRollbackConfiguration, AutoRollbackEvent, DeploymentCreator,
-    Diagnostics, ErrorCode, ErrorInformation, LifecycleErrorCode, LifecycleEventStatus,
-    RollbackInfo, TargetStatus, TriggerEventType,
+    AlarmConfiguration, AutoRollbackConfiguration, AutoRollbackEvent, ComputePlatform,
+    DeploymentCreator, Diagnostics, ErrorCode, ErrorInformation, LifecycleErrorCode,
+    LifecycleEventStatus, RollbackInfo, TargetStatus, TriggerEventType,
 };
 use crate::time::Timestamp;
 
@@ -89,6 +90,8 @@ pub(super) fn stop_on_request(
     );
 }
 
+/// Ends the deployment, or first puts a Lambda alias whose traffic may have moved back on its
+/// current version.
 fn end(
     d: &mut Deployment,
     status: FinalStatus,
@@ -97,8 +100,29 @@ fn end(
     now: Timestamp,
     out: &mut Vec<Command>,
 ) {
+    if status != FinalStatus::Succeeded && lambda::restores_first(d) {
+        lambda::restore(d, Ending { status, error }, out);
+        return;
+    }
+    end_now(d, status, error, rollback_on, now, out);
+}
+
+/// Ends a deployment whose traffic was restored.
+pub(super) fn conclude(d: &mut Deployment, ending: Ending, now: Timestamp, out: &mut Vec<Command>) {
+    end_now(d, ending.status, ending.error, None, now, out);
+}
+
+fn end_now(
+    d: &mut Deployment,
+    status: FinalStatus,
+    error: Option<ErrorInformation>,
+    rollback_on: Option<AutoRollbackEvent>,
+    now: Timestamp,
+    out: &mut Vec<Command>,
+) {
     let interrupted = settle_targets(d, now);
-    if !interrupted.is_empty() {
+    // Hosts may still run something; a Lambda target runs nothing of cutover's.
+    if !interrupted.is_empty() && d.group.compute_platform == ComputePlatform::Server {
         out.push(Command::StopLifecycleEvents {
             targets: interrupted,
         });
@@ -116,7 +140,11 @@ fn end(
     });
 
     let mut hand_lock_to = None;
-    let wanted = rollback_on.filter(|e| d.options.auto_rollback_configuration.rolls_back_on(*e));
+    // A Lambda deployment moves its alias back itself, before it ends; no rollback deployment
+    // is needed.
+    let wanted = rollback_on
+        .filter(|e| d.options.auto_rollback_configuration.rolls_back_on(*e))
+        .filter(|_| d.group.compute_platform == ComputePlatform::Server);
     if let Some(trigger) = wanted {
         match rollback_of(d, trigger, now) {
             Ok(rollback) => {
@@ -157,6 +185,7 @@ fn end(
 /// middle of an event are failed. Returns the hosts that were interrupted.
 fn settle_targets(d: &mut Deployment, now: Timestamp) -> Vec<TargetId> {
     let mut interrupted = Vec::new();
+    let message = interrupted_message(d.group.compute_platform);
     for t in d.targets.iter_mut().filter(|t| !t.status.is_final()) {
         // Every target still unfinished gets a final status, so each one copied here changes.
         let t = Arc::make_mut(t);
@@ -171,7 +200,7 @@ fn settle_targets(d: &mut Deployment, now: Timestamp) -> Vec<TargetId> {
                 e.diagnostics = Some(Diagnostics::new(
                     LifecycleErrorCode::UnknownError,
                     None,
-                    "The deployment ended while this event was running; cutover asked the host to stop it.",
+                    message,
                     "",
                 ));
             } else {
@@ -189,6 +218,15 @@ fn settle_targets(d: &mut Deployment, now: Timestamp) -> Vec<TargetId> {
     interrupted
 }
 
+fn interrupted_message(platform: ComputePlatform) -> &'static str {
+    match platform {
+        ComputePlatform::Server => {
+            "The deployment ended while this event was running; cutover asked the host to stop it."
+        }
+        _ => "The deployment ended while this event was running.",
+    }
+}
+
 /// The rollback deployment for `d`, or why there is none. Its id is derived from `d`'s, so
 /// ending the same deployment twice names the same rollback.
 fn rollback_of(
@@ -199,6 +237,7 @@ fn rollback_of(
     if d.creator == DeploymentCreator::CodeDeployRollback {
         return Err("this deployment is itself a rollback".into());
     }
+
     let Some(previous) = &d.previous else {
         return Err(format!(
             "deployment group '{}' has no earlier successful deployment to roll back to",
@@ -247,5 +286,6 @@ fn rollback_of(
             )),
         }),
         targets: Vec::new(),
+        lambda: None,
     })
 }

@@ -15,11 +15,14 @@
 mod deployment;
 mod finish;
 mod in_place;
+mod lambda;
 pub mod phase;
 
 pub use deployment::{
-    CreateDeployment, Deployment, DeploymentOptions, HostCommand, PreviousDeployment, Target,
+    CreateDeployment, Deployment, DeploymentOptions, HookExecution, HostCommand,
+    PreviousDeployment, Target, lambda_appspec,
 };
+pub use lambda::{HOOK_TIMEOUT, HookStatus, lambda_target_id};
 pub use phase::{FinalStatus, Phase, PhaseKind};
 
 use serde::{Deserialize, Serialize};
@@ -50,7 +53,13 @@ pub enum Event {
     GroupLockBusy { active: DeploymentId },
     /// The revision exists and is well formed. `revision` pins what was found (for example the
     /// S3 object's ETag and version), when the validator learned more than the request said.
-    RevisionValidated { revision: Option<RevisionLocation> },
+    /// `appspec` is the text of a Lambda revision that is not inline (an S3 object or a file):
+    /// the AppSpec is the whole revision.
+    RevisionValidated {
+        revision: Option<RevisionLocation>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        appspec: Option<String>,
+    },
     /// The revision is missing or malformed.
     RevisionInvalid { error: ErrorInformation },
     /// The targets the deployment goes to, in the order to deploy them.
@@ -79,6 +88,23 @@ pub enum Event {
         claim: String,
         command_id: String,
     },
+    /// A step is about to invoke the hook function of `event` with this execution id, drawn
+    /// from the operating system's random source. The first id recorded for an event stands.
+    HookExecutionStarted {
+        event: LifecycleEventName,
+        execution_id: String,
+    },
+    /// A hook function reported how it ended (`PutLifecycleEventHookExecutionStatus`).
+    HookExecutionReported {
+        execution_id: String,
+        status: HookStatus,
+    },
+    /// The alias now gives the target version `percent` of its traffic.
+    TrafficShifted { percent: u8 },
+    /// The alias points at its current version again, with no extra weights.
+    TrafficRestored,
+    /// A wait the deployment scheduled with [`Command::Schedule`] is over.
+    TimerFired { timer: Timer },
     /// A watched alarm is in the ALARM state.
     AlarmRaised { alarm: String },
     /// The alarms' state could not be read.
@@ -105,6 +131,11 @@ impl Event {
             Event::LifecycleEventFinished { .. } => EventKind::LifecycleEventFinished,
             Event::HostCommandClaimed { .. } => EventKind::HostCommandClaimed,
             Event::HostCommandSent { .. } => EventKind::HostCommandSent,
+            Event::HookExecutionStarted { .. } => EventKind::HookExecutionStarted,
+            Event::HookExecutionReported { .. } => EventKind::HookExecutionReported,
+            Event::TrafficShifted { .. } => EventKind::TrafficShifted,
+            Event::TrafficRestored => EventKind::TrafficRestored,
+            Event::TimerFired { .. } => EventKind::TimerFired,
             Event::AlarmRaised { .. } => EventKind::AlarmRaised,
             Event::AlarmPollFailed { .. } => EventKind::AlarmPollFailed,
             Event::StepFailed { .. } => EventKind::StepFailed,
@@ -126,10 +157,36 @@ pub enum EventKind {
     LifecycleEventFinished,
     HostCommandClaimed,
     HostCommandSent,
+    HookExecutionStarted,
+    HookExecutionReported,
+    TrafficShifted,
+    TrafficRestored,
+    TimerFired,
     AlarmRaised,
     AlarmPollFailed,
     StepFailed,
     StopRequested,
+}
+
+/// The waits a deployment schedules. Each names what it waits for, so that one that fires late,
+/// twice, or after the deployment moved on changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "timer", rename_all_fields = "camelCase")]
+pub enum Timer {
+    /// The hook execution has had [`HOOK_TIMEOUT`] to report.
+    HookDeadline { execution_id: String },
+    /// Traffic step `step` of the configuration's schedule is due.
+    TrafficStep { step: usize },
+    /// The bake time after full traffic is over.
+    BakeOver,
+}
+
+impl Timer {
+    /// Whether the alarms are read just before this timer is delivered: the end of a bake time
+    /// succeeds the deployment, so its alarms get a last look.
+    pub fn reads_alarms(&self) -> bool {
+        matches!(self, Timer::BakeOver)
+    }
 }
 
 /// How one lifecycle event ended on one target.
@@ -208,6 +265,20 @@ pub enum Command {
     /// Put these hosts into the load balancer and wait until they are healthy; answer with a
     /// `LifecycleEventFinished` for `AllowTraffic` per host.
     AllowTraffic { targets: Vec<TargetId> },
+    /// Draw an execution id for `event` (or take the one recorded), record it with
+    /// `HookExecutionStarted`, and invoke `function` with it asynchronously.
+    InvokeHook {
+        event: LifecycleEventName,
+        function: String,
+    },
+    /// Read the watched alarms, answering `AlarmRaised` if one is in ALARM; otherwise give the
+    /// target version `percent` of the alias's traffic and answer `TrafficShifted`.
+    ShiftTraffic { percent: u8 },
+    /// Point the alias back at its current version, with no extra weights; answer
+    /// `TrafficRestored`.
+    RestoreTraffic,
+    /// Deliver `event` to this deployment at `at`, not before.
+    Schedule { at: Timestamp, event: Box<Event> },
     /// Stop whatever these hosts are running for this deployment.
     StopLifecycleEvents { targets: Vec<TargetId> },
     /// Publish a state change to the group's triggers and event bus.

@@ -3,7 +3,7 @@
 //! ```text
 //!  Created ─── GroupLockAcquired ──▶ ValidatingRevision
 //!  Created ─── GroupLockBusy ──────▶ Queued ─── GroupLockAcquired ──▶ ValidatingRevision
-//!  ValidatingRevision ─── RevisionValidated ──▶ ResolvingTargets
+//!  ValidatingRevision ─── RevisionValidated ──▶ ResolvingTargets | Finished(Failed)  (a Lambda AppSpec that does not parse)
 //!  ValidatingRevision ─── RevisionInvalid ────▶ Finished(Failed)
 //!  ResolvingTargets ───── TargetsResolved ────▶ InPlace                 (Server, in place)
 //!  ResolvingTargets ───── TargetsResolved ────▶ Finished(Failed)        (no targets, or too few)
@@ -11,9 +11,19 @@
 //!  InPlace ────────────── LifecycleEventFinished ──▶ InPlace | Finished(Succeeded | Failed)
 //!  InPlace ────────────── HostCommandClaimed ──────▶ InPlace
 //!  InPlace ────────────── HostCommandSent ─────────▶ InPlace
+//!  ResolvingTargets ───── TargetsResolved ────▶ RunningHook | ShiftingTraffic   (Lambda)
+//!  RunningHook ────────── HookExecutionStarted ────▶ RunningHook
+//!  RunningHook ────────── HookExecutionReported ───▶ ShiftingTraffic | Baking | Finished
+//!  RunningHook ────────── TimerFired (deadline) ───▶ Finished(Failed) | RestoringTraffic
+//!  ShiftingTraffic ────── TrafficShifted ──────────▶ ShiftingTraffic | RunningHook | Baking | Finished
+//!  ShiftingTraffic ────── TimerFired (next step) ──▶ ShiftingTraffic
+//!  Baking ─────────────── TimerFired (bake over) ──▶ Finished(Succeeded)
+//!  RestoringTraffic ───── TrafficRestored ─────────▶ Finished(Failed | Stopped)
 //!  any started phase ──── AlarmRaised, AlarmPollFailed ──▶ Finished(Stopped)
 //!  any unfinished phase ─ StopRequested ──────▶ Finished(Stopped)
 //!  any unfinished phase ─ StepFailed ─────────▶ Finished(Failed)
+//!  (once a Lambda alias's traffic may have moved, an alarm, a stop or a failure goes to
+//!  RestoringTraffic first, and from there to Finished)
 //!  Finished ───────────── anything ───────────▶ Finished (ignored)
 //! ```
 //!
@@ -22,10 +32,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Command, CoreError, Deployment, Event, EventKind, finish, in_place};
+use super::{Command, CoreError, Deployment, Event, EventKind, finish, in_place, lambda};
 use crate::config::HostPlan;
 use crate::ids::DeploymentId;
-use crate::model::{DeploymentStatus, ErrorCode, ErrorInformation};
+use crate::lifecycle::LifecycleEventName;
+use crate::model::{ComputePlatform, DeploymentStatus, ErrorCode, ErrorInformation};
 use crate::time::Timestamp;
 
 /// Where a deployment is, with the data that only that phase needs.
@@ -42,6 +53,20 @@ pub enum Phase {
     ResolvingTargets,
     /// Deploying to hosts in place, within the plan's health limits.
     InPlace { plan: HostPlan },
+    /// Waiting for the hook function of `event` to report.
+    RunningHook { event: LifecycleEventName },
+    /// Moving the alias's traffic by the configuration's schedule: `step` is the step asked
+    /// for, `shifted` whether it is done, and `started` when the first step was done.
+    ShiftingTraffic {
+        step: usize,
+        shifted: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started: Option<Timestamp>,
+    },
+    /// All traffic is on the target version; the alarms are watched until `until`.
+    Baking { until: Timestamp },
+    /// Putting the alias back on its current version before ending as `ending` says.
+    RestoringTraffic { ending: Ending },
     /// Over.
     Finished { status: FinalStatus },
 }
@@ -64,6 +89,15 @@ impl From<FinalStatus> for DeploymentStatus {
     }
 }
 
+/// How a deployment that is restoring traffic will end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ending {
+    pub status: FinalStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInformation>,
+}
+
 /// A phase without its data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PhaseKind {
@@ -72,6 +106,10 @@ pub enum PhaseKind {
     ValidatingRevision,
     ResolvingTargets,
     InPlace,
+    RunningHook,
+    ShiftingTraffic,
+    Baking,
+    RestoringTraffic,
     Succeeded,
     Failed,
     Stopped,
@@ -94,6 +132,10 @@ impl Phase {
             Phase::ValidatingRevision => PhaseKind::ValidatingRevision,
             Phase::ResolvingTargets => PhaseKind::ResolvingTargets,
             Phase::InPlace { .. } => PhaseKind::InPlace,
+            Phase::RunningHook { .. } => PhaseKind::RunningHook,
+            Phase::ShiftingTraffic { .. } => PhaseKind::ShiftingTraffic,
+            Phase::Baking { .. } => PhaseKind::Baking,
+            Phase::RestoringTraffic { .. } => PhaseKind::RestoringTraffic,
             Phase::Finished {
                 status: FinalStatus::Succeeded,
             } => PhaseKind::Succeeded,
@@ -111,9 +153,13 @@ impl Phase {
         match self {
             Phase::Created => DeploymentStatus::Created,
             Phase::Queued { .. } => DeploymentStatus::Queued,
-            Phase::ValidatingRevision | Phase::ResolvingTargets | Phase::InPlace { .. } => {
-                DeploymentStatus::InProgress
-            }
+            Phase::ValidatingRevision
+            | Phase::ResolvingTargets
+            | Phase::InPlace { .. }
+            | Phase::RunningHook { .. }
+            | Phase::ShiftingTraffic { .. }
+            | Phase::RestoringTraffic { .. } => DeploymentStatus::InProgress,
+            Phase::Baking { .. } => DeploymentStatus::Baking,
             Phase::Finished { status } => (*status).into(),
         }
     }
@@ -122,11 +168,17 @@ impl Phase {
         matches!(self, Phase::Finished { .. })
     }
 
-    /// True once the deployment holds its group's lock and has begun work.
+    /// True once the deployment holds its group's lock and has begun work, until it begins to
+    /// end.
     pub fn is_started(&self) -> bool {
         matches!(
             self,
-            Phase::ValidatingRevision | Phase::ResolvingTargets | Phase::InPlace { .. }
+            Phase::ValidatingRevision
+                | Phase::ResolvingTargets
+                | Phase::InPlace { .. }
+                | Phase::RunningHook { .. }
+                | Phase::ShiftingTraffic { .. }
+                | Phase::Baking { .. }
         )
     }
 }
@@ -144,13 +196,13 @@ pub const GRAPH: &[(PhaseKind, EventKind, &[PhaseKind])] = &[
     (
         P::ValidatingRevision,
         E::RevisionValidated,
-        &[P::ResolvingTargets],
+        &[P::ResolvingTargets, P::Failed],
     ),
     (P::ValidatingRevision, E::RevisionInvalid, &[P::Failed]),
     (
         P::ResolvingTargets,
         E::TargetsResolved,
-        &[P::InPlace, P::Failed],
+        &[P::InPlace, P::RunningHook, P::ShiftingTraffic, P::Failed],
     ),
     (P::ResolvingTargets, E::TargetsUnresolved, &[P::Failed]),
     (
@@ -160,6 +212,35 @@ pub const GRAPH: &[(PhaseKind, EventKind, &[PhaseKind])] = &[
     ),
     (P::InPlace, E::HostCommandClaimed, &[P::InPlace]),
     (P::InPlace, E::HostCommandSent, &[P::InPlace]),
+    (P::RunningHook, E::HookExecutionStarted, &[P::RunningHook]),
+    (
+        P::RunningHook,
+        E::HookExecutionReported,
+        &[
+            P::ShiftingTraffic,
+            P::Baking,
+            P::Succeeded,
+            P::Failed,
+            P::RestoringTraffic,
+        ],
+    ),
+    (
+        P::RunningHook,
+        E::TimerFired,
+        &[P::RunningHook, P::Failed, P::RestoringTraffic],
+    ),
+    (
+        P::ShiftingTraffic,
+        E::TrafficShifted,
+        &[P::ShiftingTraffic, P::RunningHook, P::Baking, P::Succeeded],
+    ),
+    (P::ShiftingTraffic, E::TimerFired, &[P::ShiftingTraffic]),
+    (P::Baking, E::TimerFired, &[P::Baking, P::Succeeded]),
+    (
+        P::RestoringTraffic,
+        E::TrafficRestored,
+        &[P::Failed, P::Stopped],
+    ),
     (
         P::ValidatingRevision,
         E::AlarmRaised,
@@ -172,6 +253,17 @@ pub const GRAPH: &[(PhaseKind, EventKind, &[PhaseKind])] = &[
     ),
     (P::InPlace, E::AlarmRaised, &[P::InPlace, P::Stopped]),
     (
+        P::RunningHook,
+        E::AlarmRaised,
+        &[P::RunningHook, P::Stopped, P::RestoringTraffic],
+    ),
+    (
+        P::ShiftingTraffic,
+        E::AlarmRaised,
+        &[P::ShiftingTraffic, P::RestoringTraffic],
+    ),
+    (P::Baking, E::AlarmRaised, &[P::Baking, P::RestoringTraffic]),
+    (
         P::ValidatingRevision,
         E::AlarmPollFailed,
         &[P::ValidatingRevision, P::Stopped],
@@ -182,16 +274,51 @@ pub const GRAPH: &[(PhaseKind, EventKind, &[PhaseKind])] = &[
         &[P::ResolvingTargets, P::Stopped],
     ),
     (P::InPlace, E::AlarmPollFailed, &[P::InPlace, P::Stopped]),
+    (
+        P::RunningHook,
+        E::AlarmPollFailed,
+        &[P::RunningHook, P::Stopped, P::RestoringTraffic],
+    ),
+    (
+        P::ShiftingTraffic,
+        E::AlarmPollFailed,
+        &[P::ShiftingTraffic, P::RestoringTraffic],
+    ),
+    (
+        P::Baking,
+        E::AlarmPollFailed,
+        &[P::Baking, P::RestoringTraffic],
+    ),
     (P::Created, E::StopRequested, &[P::Stopped]),
     (P::Queued, E::StopRequested, &[P::Stopped]),
     (P::ValidatingRevision, E::StopRequested, &[P::Stopped]),
     (P::ResolvingTargets, E::StopRequested, &[P::Stopped]),
     (P::InPlace, E::StopRequested, &[P::Stopped]),
+    (
+        P::RunningHook,
+        E::StopRequested,
+        &[P::Stopped, P::RestoringTraffic],
+    ),
+    (P::ShiftingTraffic, E::StopRequested, &[P::RestoringTraffic]),
+    (P::Baking, E::StopRequested, &[P::RestoringTraffic]),
+    (
+        P::RestoringTraffic,
+        E::StopRequested,
+        &[P::RestoringTraffic],
+    ),
     (P::Created, E::StepFailed, &[P::Failed]),
     (P::Queued, E::StepFailed, &[P::Failed]),
     (P::ValidatingRevision, E::StepFailed, &[P::Failed]),
     (P::ResolvingTargets, E::StepFailed, &[P::Failed]),
     (P::InPlace, E::StepFailed, &[P::Failed]),
+    (
+        P::RunningHook,
+        E::StepFailed,
+        &[P::Failed, P::RestoringTraffic],
+    ),
+    (P::ShiftingTraffic, E::StepFailed, &[P::RestoringTraffic]),
+    (P::Baking, E::StepFailed, &[P::RestoringTraffic]),
+    (P::RestoringTraffic, E::StepFailed, &[P::Failed]),
 ];
 
 /// The phases the graph allows after `event` in `from`; empty if the event is ignored there.
@@ -234,9 +361,20 @@ pub(super) fn apply(
             d.phase = Phase::Queued { behind: active };
         }
 
-        (Phase::ValidatingRevision, Event::RevisionValidated { revision }) => {
+        (Phase::ValidatingRevision, Event::RevisionValidated { revision, appspec }) => {
             if let Some(pinned) = revision {
                 d.pin_revision(pinned)?;
+            }
+            if d.group.compute_platform == ComputePlatform::Lambda {
+                match super::deployment::lambda_appspec(&d.revision, appspec.as_deref()) {
+                    Ok(spec) => d.lambda = Some(spec),
+                    Err(e) => {
+                        let error =
+                            ErrorInformation::new(ErrorCode::InvalidRevision, e.to_string());
+                        finish::fail(d, error, now, out);
+                        return Ok(());
+                    }
+                }
             }
             d.phase = Phase::ResolvingTargets;
             out.push(Command::ResolveTargets);
@@ -246,7 +384,11 @@ pub(super) fn apply(
         }
 
         (Phase::ResolvingTargets, Event::TargetsResolved { targets }) => {
-            in_place::start(d, targets, now, out)?;
+            if d.group.compute_platform == ComputePlatform::Lambda {
+                lambda::start(d, targets, now, out)?;
+            } else {
+                in_place::start(d, targets, now, out)?;
+            }
         }
         (Phase::ResolvingTargets, Event::TargetsUnresolved { error }) => {
             finish::fail(d, error, now, out);
@@ -277,6 +419,28 @@ pub(super) fn apply(
             },
         ) => in_place::on_host_command_sent(d, &target, &claim, command_id, now),
 
+        (
+            Phase::RunningHook { .. },
+            Event::HookExecutionStarted {
+                event,
+                execution_id,
+            },
+        ) => lambda::on_hook_started(d, event, execution_id, now, out)?,
+        (
+            Phase::RunningHook { .. },
+            Event::HookExecutionReported {
+                execution_id,
+                status,
+            },
+        ) => lambda::on_hook_reported(d, &execution_id, status, now, out),
+        (Phase::ShiftingTraffic { .. }, Event::TrafficShifted { percent }) => {
+            lambda::on_traffic_shifted(d, percent, now, out);
+        }
+        (Phase::RestoringTraffic { .. }, Event::TrafficRestored) => {
+            lambda::on_traffic_restored(d, now, out);
+        }
+        (_, Event::TimerFired { timer }) => lambda::on_timer(d, timer, now, out),
+
         (phase, Event::AlarmRaised { alarm })
             if phase.is_started() && d.options.alarm_configuration.watches(&alarm) =>
         {
@@ -306,8 +470,24 @@ pub(super) fn apply(
             );
         }
 
+        (Phase::RestoringTraffic { ending }, Event::StepFailed { error }) => {
+            let message = format!(
+                "{} The alias could not be moved back to its current version: {}",
+                ending
+                    .error
+                    .as_ref()
+                    .map_or("The deployment was ending.", |e| e.message.as_str()),
+                error.message
+            );
+            let ending = Ending {
+                status: FinalStatus::Failed,
+                error: Some(ErrorInformation::new(error.code, message)),
+            };
+            finish::conclude(d, ending, now, out);
+        }
         (_, Event::StepFailed { error }) => finish::fail(d, error, now, out),
 
+        (Phase::RestoringTraffic { .. }, Event::StopRequested { .. }) => {}
         (
             _,
             Event::StopRequested {
@@ -326,25 +506,62 @@ pub(super) fn apply(
 mod tests {
     use super::*;
 
-    const UNFINISHED: [PhaseKind; 5] = [
+    const UNFINISHED: [PhaseKind; 9] = [
         P::Created,
         P::Queued,
         P::ValidatingRevision,
         P::ResolvingTargets,
         P::InPlace,
+        P::RunningHook,
+        P::ShiftingTraffic,
+        P::Baking,
+        P::RestoringTraffic,
     ];
+
+    /// The phases in which a Lambda alias's traffic may have moved.
+    const TRAFFIC_MOVED: [PhaseKind; 3] = [P::RunningHook, P::ShiftingTraffic, P::Baking];
 
     #[test]
     fn every_unfinished_phase_can_be_stopped() {
         for phase in UNFINISHED {
-            assert_eq!(allowed(phase, E::StopRequested), &[P::Stopped], "{phase:?}");
+            let to = allowed(phase, E::StopRequested);
+            if phase == P::RestoringTraffic {
+                assert_eq!(to, &[P::RestoringTraffic], "already stopping");
+            } else if TRAFFIC_MOVED.contains(&phase) {
+                assert!(to.contains(&P::RestoringTraffic), "{phase:?}");
+            } else {
+                assert_eq!(to, &[P::Stopped], "{phase:?}");
+            }
         }
     }
 
     #[test]
     fn a_step_that_cannot_be_carried_out_fails_any_unfinished_phase() {
         for phase in UNFINISHED {
-            assert_eq!(allowed(phase, E::StepFailed), &[P::Failed], "{phase:?}");
+            let to = allowed(phase, E::StepFailed);
+            if TRAFFIC_MOVED.contains(&phase) {
+                assert!(to.contains(&P::RestoringTraffic), "{phase:?}");
+                assert!(
+                    to.iter()
+                        .all(|p| *p == P::Failed || *p == P::RestoringTraffic)
+                );
+            } else {
+                assert_eq!(to, &[P::Failed], "{phase:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn traffic_that_may_have_moved_is_restored_before_any_end_but_success() {
+        for phase in [P::ShiftingTraffic, P::Baking] {
+            for (from, event, to) in GRAPH {
+                if *from == phase && *event != E::TrafficShifted && *event != E::TimerFired {
+                    assert!(
+                        !to.contains(&P::Failed) && !to.contains(&P::Stopped),
+                        "{from:?} on {event:?} ends without restoring traffic"
+                    );
+                }
+            }
         }
     }
 

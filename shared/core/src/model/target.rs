@@ -173,13 +173,42 @@ pub struct InstanceTarget {
     pub instance_label: Option<TargetLabel>,
 }
 
+/// CodeDeploy's `lambdaTarget`: the alias a Lambda deployment moves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LambdaTarget {
+    pub deployment_id: DeploymentId,
+    pub target_id: TargetId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_arn: Option<String>,
+    pub status: TargetStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated_at: Option<Timestamp>,
+    pub lifecycle_events: Vec<LifecycleEvent>,
+    pub lambda_function_info: LambdaFunctionInfo,
+}
+
+/// CodeDeploy's `lambdaFunctionInfo`: the function, its alias, both versions, and the share of
+/// traffic the target version has.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LambdaFunctionInfo {
+    pub function_name: String,
+    pub function_alias: String,
+    pub current_version: String,
+    pub target_version: String,
+    pub target_version_weight: f64,
+}
+
 /// CodeDeploy's `deploymentTarget`, as `GetDeploymentTarget` returns it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentTarget {
     pub deployment_target_type: DeploymentTargetType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_target: Option<InstanceTarget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda_target: Option<LambdaTarget>,
 }
 
 /// CodeDeploy's older `instanceSummary`, as `GetDeploymentInstance` returns it.

@@ -12,8 +12,8 @@ use cutover_core::config::{self, DeploymentConfigInfo};
 use cutover_core::lifecycle::LifecycleEventName;
 use cutover_core::lock::{GroupQueue, LockDecision};
 use cutover_core::machine::{
-    self, Command, CreateDeployment, Deployment, Event, FinalStatus, LifecycleOutcome, PhaseKind,
-    PreviousDeployment,
+    self, Command, CreateDeployment, Deployment, Event, FinalStatus, HookStatus, LifecycleOutcome,
+    PhaseKind, PreviousDeployment,
 };
 use cutover_core::model::{
     DeploymentGroupInfo, DeploymentOption, Diagnostics, LifecycleErrorCode, LoadBalancerInfo,
@@ -95,6 +95,19 @@ pub struct World {
     pub max_out_of_service: BTreeMap<DeploymentId, u32>,
     /// How many times each event is delivered (1 = once, 2 = a duplicate of every event).
     pub deliveries: u32,
+    /// Events scheduled for later, with when they are due; delivered once the inbox is empty,
+    /// the world's clock jumping to the first one due.
+    pub timers: Vec<(Timestamp, DeploymentId, Event)>,
+    /// What each Lambda hook function reports: absent means Succeeded, `None` never reports.
+    pub hook_reports: BTreeMap<LifecycleEventName, Option<HookStatus>>,
+    /// Hook functions invoked: deployment, event, function, execution id.
+    pub invocations: Vec<(DeploymentId, LifecycleEventName, String, String)>,
+    /// Every weight the alias was given (0 after a restore), with when.
+    pub alias_weights: Vec<(Timestamp, u8)>,
+    /// An alarm goes off when a shift to at least this percent is asked for.
+    pub alarm_at_percent: Option<u8>,
+    /// Hook functions to invoke once the deployment has recorded their execution id.
+    pub pending_invocations: Vec<(DeploymentId, LifecycleEventName, String)>,
 }
 
 impl World {
@@ -200,7 +213,13 @@ impl World {
                     self.post(id, Event::GroupLockBusy { active })
                 }
             },
-            Command::ValidateRevision => self.post(id, Event::RevisionValidated { revision: None }),
+            Command::ValidateRevision => self.post(
+                id,
+                Event::RevisionValidated {
+                    revision: None,
+                    appspec: None,
+                },
+            ),
             Command::ResolveTargets => {
                 let targets = self.fleet.clone();
                 self.post(id, Event::TargetsResolved { targets });
@@ -225,6 +244,37 @@ impl World {
             Command::AllowTraffic { targets } => {
                 self.route(id, targets, LifecycleEventName::AllowTraffic)
             }
+            Command::InvokeHook { event, function } => {
+                // The engine draws an id, records it, and invokes the function with the id the
+                // deployment recorded.
+                let drawn = format!("exec-{}-{event}-{}", id, self.invocations.len());
+                self.post(
+                    id,
+                    Event::HookExecutionStarted {
+                        event,
+                        execution_id: drawn,
+                    },
+                );
+                self.pending_invocations.push((id.clone(), event, function));
+            }
+            Command::ShiftTraffic { percent } => {
+                if self.alarm_at_percent.is_some_and(|p| percent >= p) {
+                    self.post(
+                        id,
+                        Event::AlarmRaised {
+                            alarm: "errors".into(),
+                        },
+                    );
+                } else {
+                    self.alias_weights.push((self.now, percent));
+                    self.post(id, Event::TrafficShifted { percent });
+                }
+            }
+            Command::RestoreTraffic => {
+                self.alias_weights.push((self.now, 0));
+                self.post(id, Event::TrafficRestored);
+            }
+            Command::Schedule { at, event } => self.timers.push((at, id.clone(), *event)),
             Command::StopLifecycleEvents { targets } => {
                 self.stopped_hosts
                     .extend(targets.into_iter().map(|t| (id.clone(), t)));
@@ -275,7 +325,11 @@ impl World {
     /// next) until none are left.
     pub fn run_with(&mut self, mut pick: impl FnMut(usize) -> usize) {
         let mut budget = 1_000_000;
-        while !self.inbox.is_empty() {
+        loop {
+            self.invoke_hooks();
+            if self.inbox.is_empty() && !self.fire_next_timer() {
+                break;
+            }
             budget -= 1;
             assert!(budget > 0, "the world did not go quiet");
             let i = pick(self.inbox.len()) % self.inbox.len();
@@ -287,6 +341,51 @@ impl World {
             }
             self.deliver(&id, event);
         }
+    }
+}
+
+impl World {
+    /// Invokes the hook functions whose execution id is recorded; each reports as planned.
+    fn invoke_hooks(&mut self) {
+        let pending = std::mem::take(&mut self.pending_invocations);
+        for (id, event, function) in pending {
+            let recorded = self.deployments[&id]
+                .hook_execution(event)
+                .map(|e| e.execution_id.clone());
+            let Some(execution_id) = recorded else {
+                self.pending_invocations.push((id, event, function));
+                continue;
+            };
+            self.invocations
+                .push((id.clone(), event, function, execution_id.clone()));
+            let status = self
+                .hook_reports
+                .get(&event)
+                .copied()
+                .unwrap_or(Some(HookStatus::Succeeded));
+            if let Some(status) = status {
+                self.post(
+                    &id,
+                    Event::HookExecutionReported {
+                        execution_id,
+                        status,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Moves the clock to the first timer due and posts it; false if none is left.
+    fn fire_next_timer(&mut self) -> bool {
+        let Some(i) = (0..self.timers.len()).min_by_key(|&i| self.timers[i].0) else {
+            return false;
+        };
+        let (at, id, event) = self.timers.remove(i);
+        if at > self.now {
+            self.now = at;
+        }
+        self.post(&id, event);
+        true
     }
 }
 

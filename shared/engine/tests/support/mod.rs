@@ -11,20 +11,23 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use cutover_core::appspec::LambdaFunction;
 use cutover_core::config::{self, DeploymentConfigInfo};
 use cutover_core::lifecycle::LifecycleEventName;
 use cutover_core::lock::{GroupQueue, LockDecision};
 use cutover_core::machine::{
     CreateDeployment, Deployment, FinalStatus, LifecycleOutcome, PreviousDeployment,
 };
+use cutover_core::model::ErrorInformation;
 use cutover_core::model::{
     DeploymentGroupInfo, DeploymentOption, Diagnostics, LifecycleErrorCode, LoadBalancerInfo,
     LocalLocation, NamedResource, RevisionLocation, TriggerEventType,
 };
 use cutover_core::{DeploymentId, TargetId, Timestamp};
 use cutover_engine::{
-    Alarms, Clock, Commit, Engine, Fleet, HookRunner, Notifier, Polled, PortError, Ports,
-    Resolution, RevisionSource, Step, StepQueue, Store, TrafficRouter, Validation,
+    Alarms, Clock, Commit, Engine, Fleet, HookFunctions, HookRunner, LambdaTraffic, Notifier,
+    Polled, PortError, Ports, Resolution, RevisionSource, Step, StepQueue, Store, TrafficRouter,
+    Validation,
 };
 use tokio::sync::Notify;
 
@@ -104,6 +107,7 @@ pub struct MemoryPorts {
     pub alarms: MemoryAlarms,
     pub notifier: MemoryNotifier,
     pub clock: ManualClock,
+    pub lambda: MemoryLambda,
 }
 
 impl MemoryPorts {
@@ -121,6 +125,8 @@ impl Ports for MemoryPorts {
     type Fleet = MemoryFleet;
     type Hosts = MemoryHosts;
     type Traffic = MemoryTraffic;
+    type Lambda = MemoryLambda;
+    type HookFunctions = MemoryLambda;
     type Alarms = MemoryAlarms;
     type Notifier = MemoryNotifier;
     type Clock = ManualClock;
@@ -142,6 +148,12 @@ impl Ports for MemoryPorts {
     }
     fn traffic(&self) -> &MemoryTraffic {
         &self.traffic
+    }
+    fn lambda(&self) -> &MemoryLambda {
+        &self.lambda
+    }
+    fn hook_functions(&self) -> &MemoryLambda {
+        &self.lambda
     }
     fn alarms(&self) -> &MemoryAlarms {
         &self.alarms
@@ -365,7 +377,7 @@ pub struct MemoryRevisions;
 
 impl RevisionSource for MemoryRevisions {
     async fn validate(&self, _deployment: &Deployment) -> Result<Validation, PortError> {
-        Ok(Validation::Valid(None))
+        Ok(Validation::valid())
     }
 }
 
@@ -752,6 +764,98 @@ impl TrafficRouter for MemoryTraffic {
     }
 }
 
+/// A Lambda function's alias and the hook functions that can be invoked.
+#[derive(Debug, Default)]
+pub struct MemoryLambda {
+    state: Mutex<LambdaState>,
+}
+
+#[derive(Debug, Default)]
+struct LambdaState {
+    /// What `check` answers.
+    invalid: Option<ErrorInformation>,
+    /// The percent of traffic on the target version, after each change.
+    weights: Vec<u8>,
+    /// Shifts to this percent fail for good.
+    refuse_percent: Option<u8>,
+    /// Hook functions that exist.
+    functions: BTreeSet<String>,
+    /// Invocations: function, deployment, execution id.
+    invocations: Vec<(String, DeploymentId, String)>,
+}
+
+impl MemoryLambda {
+    pub fn make_invalid(&self, error: ErrorInformation) {
+        lock(&self.state).invalid = Some(error);
+    }
+
+    pub fn refuse_shift_to(&self, percent: u8) {
+        lock(&self.state).refuse_percent = Some(percent);
+    }
+
+    pub fn add_function(&self, name: &str) {
+        lock(&self.state).functions.insert(name.into());
+    }
+
+    pub fn weights(&self) -> Vec<u8> {
+        lock(&self.state).weights.clone()
+    }
+
+    pub fn invocations(&self) -> Vec<(String, DeploymentId, String)> {
+        lock(&self.state).invocations.clone()
+    }
+}
+
+impl LambdaTraffic for MemoryLambda {
+    async fn check(
+        &self,
+        _function: &LambdaFunction,
+    ) -> Result<Option<ErrorInformation>, PortError> {
+        Ok(lock(&self.state).invalid.clone())
+    }
+
+    async fn shift(&self, _function: &LambdaFunction, percent: u8) -> Result<(), PortError> {
+        let mut state = lock(&self.state);
+        if state.refuse_percent == Some(percent) {
+            return Err(PortError::permanent(
+                "the alias was changed by someone else",
+            ));
+        }
+        if state.weights.last() != Some(&percent) {
+            state.weights.push(percent);
+        }
+        Ok(())
+    }
+
+    async fn restore(&self, _function: &LambdaFunction) -> Result<(), PortError> {
+        let mut state = lock(&self.state);
+        if state.weights.last().is_some_and(|&w| w != 0) {
+            state.weights.push(0);
+        }
+        Ok(())
+    }
+}
+
+impl HookFunctions for MemoryLambda {
+    async fn invoke(
+        &self,
+        function: &str,
+        deployment_id: &DeploymentId,
+        execution_id: &str,
+    ) -> Result<(), PortError> {
+        let mut state = lock(&self.state);
+        if !state.functions.contains(function) {
+            return Err(PortError::permanent(format!(
+                "function {function} does not exist"
+            )));
+        }
+        state
+            .invocations
+            .push((function.into(), deployment_id.clone(), execution_id.into()));
+        Ok(())
+    }
+}
+
 /// Alarms by name: the ones in ALARM, and whether reading them fails.
 #[derive(Debug, Default)]
 pub struct MemoryAlarms {
@@ -851,6 +955,12 @@ impl ManualClock {
     }
 }
 
+impl ManualClock {
+    pub fn now_for_tests(&self) -> Timestamp {
+        *lock(&self.now)
+    }
+}
+
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         *lock(&self.now)
@@ -885,12 +995,16 @@ pub struct Driver {
     in_flight: Option<Step>,
     pub performed: Vec<Step>,
     pub failed: Vec<(Step, String)>,
+    /// Whether steps wait for their `not_before`, the clock jumping to the first one due when
+    /// nothing else is ready.
+    timed: bool,
 }
 
 impl Default for Driver {
     fn default() -> Self {
         Driver {
             deliveries: 1,
+            timed: false,
             shuffle: None,
             inbox: Vec::new(),
             in_flight: None,
@@ -909,6 +1023,12 @@ impl Driver {
     /// Delivers every step twice.
     pub fn twice(mut self) -> Self {
         self.deliveries = 2;
+        self
+    }
+
+    /// Holds every step until its `not_before`, moving the clock on when nothing is ready.
+    pub fn timed(mut self) -> Self {
+        self.timed = true;
         self
     }
 
@@ -944,9 +1064,25 @@ impl Driver {
             }
             budget -= 1;
             assert!(budget > 0, "the queue never emptied: {:#?}", self.inbox);
+            let clock = &engine.ports().clock;
+            let ready: Vec<usize> = (0..self.inbox.len())
+                .filter(|&i| {
+                    !self.timed || self.inbox[i].0.not_before.is_none_or(|t| t <= clock.now())
+                })
+                .collect();
+            if ready.is_empty() {
+                let first = self
+                    .inbox
+                    .iter()
+                    .filter_map(|(s, _)| s.not_before)
+                    .min()
+                    .unwrap();
+                clock.advance(first.since(clock.now()));
+                continue;
+            }
             let i = match &mut self.shuffle {
-                Some(rng) => rng.below(self.inbox.len()),
-                None => 0,
+                Some(rng) => ready[rng.below(ready.len())],
+                None => ready[0],
             };
             let step = if self.inbox[i].1 <= 1 {
                 self.inbox.remove(i).0

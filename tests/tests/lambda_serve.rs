@@ -1,0 +1,325 @@
+//! Lambda deployments through `cutover serve` with the real aws CLI: the alias of a function in
+//! the AWS emulator moves, and hook functions, whose Python code the emulator runs, report back
+//! with PutLifecycleEventHookExecutionStatus through the API, unsigned by cutover's keys.
+
+use cutover_tests::emulator::{Emulator, unique};
+use cutover_tests::functions::Functions;
+use cutover_tests::serve::{KEY_ID, ROLE, SECRET, Serve};
+use serde_json::{Value, json};
+
+/// A function that answers which version it is.
+const APP: &str = "import os\ndef handler(event, context):\n    return {'version': os.environ.get('AWS_LAMBDA_FUNCTION_VERSION')}\n";
+
+fn serve_for(emulator: &str) -> Serve {
+    Serve::start_with(&[
+        ("CUTOVER_ACCESS_KEY_ID", KEY_ID),
+        ("CUTOVER_SECRET_ACCESS_KEY", SECRET),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL_LAMBDA", emulator),
+        ("AWS_ENDPOINT_URL_S3", emulator),
+    ])
+}
+
+fn appspec(function: &str, current: &str, target: &str, before: Option<&str>) -> String {
+    let hooks = before
+        .map(|h| format!("Hooks:\n  - BeforeAllowTraffic: {h}\n"))
+        .unwrap_or_default();
+    format!(
+        "version: 0.0\nResources:\n  - app:\n      Type: AWS::Lambda::Function\n      Properties:\n        Name: {function}\n        Alias: live\n        CurrentVersion: {current}\n        TargetVersion: {target}\n{hooks}"
+    )
+}
+
+fn deploy(serve: &Serve, group: &str, appspec: &str) -> String {
+    let revision = json!({
+        "revisionType": "AppSpecContent",
+        "appSpecContent": {"content": appspec},
+    });
+    let created = serve.ok(&[
+        "create-deployment",
+        "--application-name",
+        "Functions",
+        "--deployment-group-name",
+        group,
+        "--revision",
+        &revision.to_string(),
+    ]);
+    created["deploymentId"].as_str().unwrap().to_owned()
+}
+
+fn put_status(
+    serve: &Serve,
+    key: &str,
+    secret: &str,
+    id: &str,
+    execution: &str,
+    status: &str,
+) -> std::process::Output {
+    serve.aws_as(
+        key,
+        secret,
+        &[
+            "put-lifecycle-event-hook-execution-status",
+            "--deployment-id",
+            id,
+            "--lifecycle-event-hook-execution-id",
+            execution,
+            "--status",
+            status,
+        ],
+    )
+}
+
+#[test]
+fn a_hook_function_reports_through_the_api_and_the_alias_moves() {
+    let emulator = Emulator::url();
+    let lambda = Functions::new(&emulator);
+    let serve = serve_for(&emulator);
+    let function = unique("checkout");
+    lambda.create(&function, APP, &[]);
+    let v1 = lambda.publish(&function);
+    let v2 = lambda.publish(&function);
+    lambda.create_alias(&function, "live", &v1);
+    let hook = unique("checkout-smoke");
+    lambda.create_example_hook(
+        &hook,
+        &serve.url,
+        &[("CHECK_FUNCTION", &function), ("CHECK_VERSION", &v2)],
+    );
+
+    serve.ok(&[
+        "create-application",
+        "--application-name",
+        "Functions",
+        "--compute-platform",
+        "Lambda",
+    ]);
+    serve.ok(&[
+        "create-deployment-group",
+        "--application-name",
+        "Functions",
+        "--deployment-group-name",
+        "Live",
+        "--service-role-arn",
+        ROLE,
+        "--deployment-config-name",
+        "CodeDeployDefault.LambdaAllAtOnce",
+    ]);
+    let group = serve.ok(&[
+        "get-deployment-group",
+        "--application-name",
+        "Functions",
+        "--deployment-group-name",
+        "Live",
+    ]);
+    assert_eq!(
+        group["deploymentGroupInfo"]["deploymentStyle"],
+        json!({"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"})
+    );
+
+    let id = deploy(&serve, "Live", &appspec(&function, &v1, &v2, Some(&hook)));
+    assert_eq!(serve.wait_successful(&id), Some(0));
+    assert_eq!(
+        lambda.alias(&function, "live"),
+        (v2.clone(), Default::default())
+    );
+
+    // The hook function was invoked asynchronously with the deployment and an execution id, ran,
+    // checked the new version, and reported.
+    let invocations = lambda.finished_invocations(&hook);
+    assert_eq!(invocations.len(), 1, "{invocations:#?}");
+    let hook_run = &invocations[0];
+    assert_eq!(hook_run["invocation_type"], "Event");
+    assert_eq!(hook_run["status"], "succeeded", "{hook_run:#}");
+    assert_eq!(hook_run["payload"]["DeploymentId"], id.as_str());
+    let execution = hook_run["payload"]["LifecycleEventHookExecutionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(execution.len() >= 32, "{execution}");
+    assert_eq!(hook_run["result"], json!({"status": "Succeeded"}));
+    let checked = lambda.finished_invocations(&function);
+    assert!(
+        checked.iter().any(|i| i["qualifier"] == v2.as_str()),
+        "the hook did not invoke the new version: {checked:#?}"
+    );
+
+    let targets = serve.ok(&[
+        "batch-get-deployment-targets",
+        "--deployment-id",
+        &id,
+        "--target-ids",
+        &format!("{function}:live"),
+    ]);
+    let target = &targets["deploymentTargets"][0];
+    assert_eq!(target["deploymentTargetType"], "LambdaTarget");
+    let lambda_target = &target["lambdaTarget"];
+    assert_eq!(lambda_target["status"], "Succeeded");
+    let info = &lambda_target["lambdaFunctionInfo"];
+    assert_eq!(info["functionName"], function.as_str());
+    assert_eq!(info["functionAlias"], "live");
+    assert_eq!(info["currentVersion"], v1.as_str());
+    assert_eq!(info["targetVersion"], v2.as_str());
+    assert_eq!(info["targetVersionWeight"], 1.0);
+    let events: Vec<(Value, Value)> = lambda_target["lifecycleEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["lifecycleEventName"].clone(), e["status"].clone()))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (json!("BeforeAllowTraffic"), json!("Succeeded")),
+            (json!("AllowTraffic"), json!("Succeeded")),
+            (json!("AfterAllowTraffic"), json!("Skipped")),
+        ]
+    );
+    // The execution id is the hook's secret: nothing the API shows holds it.
+    let shown = serve
+        .ok(&["get-deployment", "--deployment-id", &id])
+        .to_string()
+        + &targets.to_string();
+    assert!(!shown.contains(&execution));
+
+    // The report needs no cutover keys, only the id; a second one is refused as CodeDeploy does.
+    let again = put_status(
+        &serve,
+        "AKSOMEONEELSE00000",
+        "not-cutovers-secret-at-all",
+        &id,
+        &execution,
+        "Succeeded",
+    );
+    let err = cutover_tests::stderr(&again);
+    assert!(
+        err.contains("(LifecycleEventAlreadyCompletedException)"),
+        "{err}"
+    );
+    let forged = put_status(&serve, KEY_ID, SECRET, &id, &"0".repeat(48), "Succeeded");
+    let err = cutover_tests::stderr(&forged);
+    assert!(
+        err.contains("(InvalidLifecycleEventHookExecutionIdException)"),
+        "{err}"
+    );
+    let bad_status = put_status(&serve, KEY_ID, SECRET, &id, &execution, "InProgress");
+    let err = cutover_tests::stderr(&bad_status);
+    assert!(
+        err.contains("(InvalidLifecycleEventHookExecutionStatusException)"),
+        "{err}"
+    );
+    let missing = put_status(
+        &serve,
+        KEY_ID,
+        SECRET,
+        "d-AAAAAAAAA",
+        &execution,
+        "Succeeded",
+    );
+    let err = cutover_tests::stderr(&missing);
+    assert!(err.contains("(DeploymentDoesNotExistException)"), "{err}");
+    // Other operations still need cutover's keys.
+    let unsigned = serve.aws_as(
+        "AKSOMEONEELSE00000",
+        "not-cutovers-secret-at-all",
+        &["list-applications"],
+    );
+    assert!(cutover_tests::stderr(&unsigned).contains("UnrecognizedClient"));
+
+    // A hook that reports Failed stops the next deployment before any traffic moves.
+    let v3 = lambda.publish(&function);
+    let failing = unique("checkout-veto");
+    lambda.create_example_hook(&failing, &serve.url, &[("FORCE_STATUS", "Failed")]);
+    serve.ok(&[
+        "create-deployment-group",
+        "--application-name",
+        "Functions",
+        "--deployment-group-name",
+        "Canary",
+        "--service-role-arn",
+        ROLE,
+        "--deployment-config-name",
+        "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+    ]);
+    let vetoed = deploy(
+        &serve,
+        "Canary",
+        &appspec(&function, &v2, &v3, Some(&failing)),
+    );
+    assert_eq!(serve.wait_successful(&vetoed), Some(255));
+    let d = serve.ok(&["get-deployment", "--deployment-id", &vetoed]);
+    assert_eq!(d["deploymentInfo"]["status"], "Failed");
+    assert_eq!(
+        d["deploymentInfo"]["errorInformation"]["code"],
+        "HOOK_EXECUTION_FAILURE"
+    );
+    assert_eq!(
+        lambda.alias(&function, "live"),
+        (v2.clone(), Default::default())
+    );
+}
+
+#[test]
+fn an_alias_that_does_not_point_at_the_current_version_is_refused() {
+    let emulator = Emulator::url();
+    let lambda = Functions::new(&emulator);
+    let serve = serve_for(&emulator);
+    let function = unique("orders");
+    lambda.create(&function, APP, &[]);
+    let v1 = lambda.publish(&function);
+    let v2 = lambda.publish(&function);
+    lambda.create_alias(&function, "live", &v2);
+    serve.ok(&[
+        "create-application",
+        "--application-name",
+        "Functions",
+        "--compute-platform",
+        "Lambda",
+    ]);
+    serve.ok(&[
+        "create-deployment-group",
+        "--application-name",
+        "Functions",
+        "--deployment-group-name",
+        "Live",
+        "--service-role-arn",
+        ROLE,
+        "--deployment-config-name",
+        "CodeDeployDefault.LambdaAllAtOnce",
+    ]);
+    // The AppSpec says the alias is on v1; it is on v2.
+    let id = deploy(&serve, "Live", &appspec(&function, &v1, &v2, None));
+    assert_eq!(serve.wait_successful(&id), Some(255));
+    let d = serve.ok(&["get-deployment", "--deployment-id", &id]);
+    let error = &d["deploymentInfo"]["errorInformation"];
+    assert_eq!(error["code"], "INVALID_LAMBDA_CONFIGURATION");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("CurrentVersion"), "{message}");
+    assert_eq!(
+        lambda.alias(&function, "live"),
+        (v2.clone(), Default::default())
+    );
+
+    // A function that does not exist, and an inline AppSpec that is not one, are refused.
+    let id = deploy(&serve, "Live", &appspec("no-such-function", "1", "2", None));
+    assert_eq!(serve.wait_successful(&id), Some(255));
+    let d = serve.ok(&["get-deployment", "--deployment-id", &id]);
+    assert_eq!(
+        d["deploymentInfo"]["errorInformation"]["code"],
+        "INVALID_LAMBDA_FUNCTION"
+    );
+    let revision = json!({"revisionType": "AppSpecContent", "appSpecContent": {"content": "version: 0.0\nResources: []\n"}});
+    serve.fails(
+        &[
+            "create-deployment",
+            "--application-name",
+            "Functions",
+            "--deployment-group-name",
+            "Live",
+            "--revision",
+            &revision.to_string(),
+        ],
+        "InvalidRevisionException",
+    );
+}
