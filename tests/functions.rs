@@ -11,6 +11,29 @@ use serde_json::Value;
 use crate::awscli::venv;
 use crate::{repo_root, stderr, stdout};
 
+/// A function that answers which version it is.
+pub const VERSIONED_APP: &str = "import os\ndef handler(event, context):\n    return {'version': os.environ.get('AWS_LAMBDA_FUNCTION_VERSION')}\n";
+
+/// A Lambda AppSpec that moves alias `live` of `function` from `current` to `target`, with a
+/// BeforeAllowTraffic hook function when given.
+pub fn alias_appspec(function: &str, current: &str, target: &str, before: Option<&str>) -> String {
+    let hooks = before
+        .map(|h| format!("Hooks:\n  - BeforeAllowTraffic: {h}\n"))
+        .unwrap_or_default();
+    format!(
+        "version: 0.0\nResources:\n  - app:\n      Type: AWS::Lambda::Function\n      Properties:\n        Name: {function}\n        Alias: live\n        CurrentVersion: {current}\n        TargetVersion: {target}\n{hooks}"
+    )
+}
+
+/// The `--revision` of `aws deploy create-deployment` that gives `appspec` inline.
+pub fn inline_revision(appspec: &str) -> String {
+    serde_json::json!({
+        "revisionType": "AppSpecContent",
+        "appSpecContent": {"content": appspec},
+    })
+    .to_string()
+}
+
 /// The emulator's Lambda, through the aws CLI.
 #[derive(Clone, Debug)]
 pub struct Functions {
@@ -123,6 +146,15 @@ impl Functions {
         ]);
         let published = self.aws(&["lambda", "publish-version", "--function-name", name]);
         published["Version"].as_str().unwrap().to_owned()
+    }
+
+    /// The function's ARN, without a qualifier.
+    pub fn arn(&self, name: &str) -> String {
+        let got = self.aws(&["lambda", "get-function", "--function-name", name]);
+        got["Configuration"]["FunctionArn"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     pub fn create_alias(&self, name: &str, alias: &str, version: &str) {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use cutover_tests::awscli::{Clients, KEY_ID, SECRET};
 use cutover_tests::cloud::Stack;
+use cutover_tests::functions::{Functions, VERSIONED_APP, alias_appspec, inline_revision};
 use cutover_tests::url::FunctionUrl;
 use std::process::Command;
 
@@ -320,4 +321,65 @@ async fn boto3_runs_the_flow_against_the_api_function() {
     })
     .await
     .expect("the boto3 flow passes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lambda_deployment_through_the_api_function_waits_for_its_hook_function() {
+    let WithApi {
+        stack: _stack,
+        clients: aws,
+        _url,
+        _home,
+        ..
+    } = stack_with_api(0).await;
+    let emulator = cutover_tests::emulator::Emulator::url();
+    tokio::task::spawn_blocking(move || {
+        let lambda = Functions::new(&emulator);
+        let function = cutover_tests::emulator::unique("pricing");
+        lambda.create(&function, VERSIONED_APP, &[]);
+        let v1 = lambda.publish(&function);
+        let v2 = lambda.publish(&function);
+        lambda.create_alias(&function, "live", &v1);
+        // The hook reports to the function URL, as a hook in AWS reports to the stack's ApiUrl.
+        let hook = cutover_tests::emulator::unique("pricing-smoke");
+        lambda.create_example_hook(&hook, &aws.endpoint, &[]);
+
+        aws.ok(&[
+            "create-application",
+            "--application-name",
+            "Functions",
+            "--compute-platform",
+            "Lambda",
+        ]);
+        aws.ok(&[
+            "create-deployment-group",
+            "--application-name",
+            "Functions",
+            "--deployment-group-name",
+            "Live",
+            "--service-role-arn",
+            ROLE,
+            "--deployment-config-name",
+            "CodeDeployDefault.LambdaAllAtOnce",
+        ]);
+        let appspec = alias_appspec(&function, &v1, &v2, Some(&hook));
+        let created = aws.ok(&[
+            "create-deployment",
+            "--application-name",
+            "Functions",
+            "--deployment-group-name",
+            "Live",
+            "--revision",
+            &inline_revision(&appspec),
+        ]);
+        let deployment = id(&created);
+        assert_eq!(aws.wait_successful(&deployment), Some(0));
+        assert_eq!(lambda.alias(&function, "live"), (v2, Default::default()));
+        let runs = lambda.finished_invocations(&hook);
+        assert_eq!(runs.len(), 1, "{runs:#?}");
+        assert_eq!(runs[0]["status"], "succeeded", "{:#}", runs[0]);
+        assert_eq!(runs[0]["payload"]["DeploymentId"], deployment.as_str());
+    })
+    .await
+    .unwrap();
 }

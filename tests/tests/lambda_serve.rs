@@ -3,12 +3,9 @@
 //! with PutLifecycleEventHookExecutionStatus through the API, unsigned by cutover's keys.
 
 use cutover_tests::emulator::{Emulator, unique};
-use cutover_tests::functions::Functions;
+use cutover_tests::functions::{Functions, VERSIONED_APP, alias_appspec, inline_revision};
 use cutover_tests::serve::{KEY_ID, ROLE, SECRET, Serve};
 use serde_json::{Value, json};
-
-/// A function that answers which version it is.
-const APP: &str = "import os\ndef handler(event, context):\n    return {'version': os.environ.get('AWS_LAMBDA_FUNCTION_VERSION')}\n";
 
 fn serve_for(emulator: &str) -> Serve {
     Serve::start_with(&[
@@ -22,20 +19,7 @@ fn serve_for(emulator: &str) -> Serve {
     ])
 }
 
-fn appspec(function: &str, current: &str, target: &str, before: Option<&str>) -> String {
-    let hooks = before
-        .map(|h| format!("Hooks:\n  - BeforeAllowTraffic: {h}\n"))
-        .unwrap_or_default();
-    format!(
-        "version: 0.0\nResources:\n  - app:\n      Type: AWS::Lambda::Function\n      Properties:\n        Name: {function}\n        Alias: live\n        CurrentVersion: {current}\n        TargetVersion: {target}\n{hooks}"
-    )
-}
-
 fn deploy(serve: &Serve, group: &str, appspec: &str) -> String {
-    let revision = json!({
-        "revisionType": "AppSpecContent",
-        "appSpecContent": {"content": appspec},
-    });
     let created = serve.ok(&[
         "create-deployment",
         "--application-name",
@@ -43,7 +27,7 @@ fn deploy(serve: &Serve, group: &str, appspec: &str) -> String {
         "--deployment-group-name",
         group,
         "--revision",
-        &revision.to_string(),
+        &inline_revision(appspec),
     ]);
     created["deploymentId"].as_str().unwrap().to_owned()
 }
@@ -77,7 +61,7 @@ fn a_hook_function_reports_through_the_api_and_the_alias_moves() {
     let lambda = Functions::new(&emulator);
     let serve = serve_for(&emulator);
     let function = unique("checkout");
-    lambda.create(&function, APP, &[]);
+    lambda.create(&function, VERSIONED_APP, &[]);
     let v1 = lambda.publish(&function);
     let v2 = lambda.publish(&function);
     lambda.create_alias(&function, "live", &v1);
@@ -118,7 +102,11 @@ fn a_hook_function_reports_through_the_api_and_the_alias_moves() {
         json!({"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"})
     );
 
-    let id = deploy(&serve, "Live", &appspec(&function, &v1, &v2, Some(&hook)));
+    let id = deploy(
+        &serve,
+        "Live",
+        &alias_appspec(&function, &v1, &v2, Some(&hook)),
+    );
     assert_eq!(serve.wait_successful(&id), Some(0));
     assert_eq!(
         lambda.alias(&function, "live"),
@@ -245,7 +233,7 @@ fn a_hook_function_reports_through_the_api_and_the_alias_moves() {
     let vetoed = deploy(
         &serve,
         "Canary",
-        &appspec(&function, &v2, &v3, Some(&failing)),
+        &alias_appspec(&function, &v2, &v3, Some(&failing)),
     );
     assert_eq!(serve.wait_successful(&vetoed), Some(255));
     let d = serve.ok(&["get-deployment", "--deployment-id", &vetoed]);
@@ -266,7 +254,7 @@ fn an_alias_that_does_not_point_at_the_current_version_is_refused() {
     let lambda = Functions::new(&emulator);
     let serve = serve_for(&emulator);
     let function = unique("orders");
-    lambda.create(&function, APP, &[]);
+    lambda.create(&function, VERSIONED_APP, &[]);
     let v1 = lambda.publish(&function);
     let v2 = lambda.publish(&function);
     lambda.create_alias(&function, "live", &v2);
@@ -289,7 +277,7 @@ fn an_alias_that_does_not_point_at_the_current_version_is_refused() {
         "CodeDeployDefault.LambdaAllAtOnce",
     ]);
     // The AppSpec says the alias is on v1; it is on v2.
-    let id = deploy(&serve, "Live", &appspec(&function, &v1, &v2, None));
+    let id = deploy(&serve, "Live", &alias_appspec(&function, &v1, &v2, None));
     assert_eq!(serve.wait_successful(&id), Some(255));
     let d = serve.ok(&["get-deployment", "--deployment-id", &id]);
     let error = &d["deploymentInfo"]["errorInformation"];
@@ -302,14 +290,18 @@ fn an_alias_that_does_not_point_at_the_current_version_is_refused() {
     );
 
     // A function that does not exist, and an inline AppSpec that is not one, are refused.
-    let id = deploy(&serve, "Live", &appspec("no-such-function", "1", "2", None));
+    let id = deploy(
+        &serve,
+        "Live",
+        &alias_appspec("no-such-function", "1", "2", None),
+    );
     assert_eq!(serve.wait_successful(&id), Some(255));
     let d = serve.ok(&["get-deployment", "--deployment-id", &id]);
     assert_eq!(
         d["deploymentInfo"]["errorInformation"]["code"],
         "INVALID_LAMBDA_FUNCTION"
     );
-    let revision = json!({"revisionType": "AppSpecContent", "appSpecContent": {"content": "version: 0.0\nResources: []\n"}});
+    let revision = inline_revision("version: 0.0\nResources: []\n");
     serve.fails(
         &[
             "create-deployment",
@@ -318,7 +310,7 @@ fn an_alias_that_does_not_point_at_the_current_version_is_refused() {
             "--deployment-group-name",
             "Live",
             "--revision",
-            &revision.to_string(),
+            &revision,
         ],
         "InvalidRevisionException",
     );

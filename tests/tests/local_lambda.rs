@@ -1,103 +1,42 @@
 //! `cutover local`'s Lambda client against the emulator's Lambda: it checks a function's alias
 //! and versions, shifts the alias's traffic and puts it back, and invokes hook functions, whose
 //! code the emulator runs. The functions are made, and their aliases and invocations read back,
-//! by boto3 and Python from the test venv.
-
-use std::process::Command;
+//! with the aws CLI of the test venv.
 
 use cutover_aws::engine::core::DeploymentId;
 use cutover_aws::engine::core::appspec::LambdaFunction;
 use cutover_aws::engine::core::model::{ErrorCode, ErrorInformation};
 use cutover_aws::engine::{HookFunctions, LambdaTraffic};
 use cutover_local::lambda::LambdaApi;
-use cutover_tests::awscli::venv;
 use cutover_tests::emulator::{ACCESS_KEY_ID, Emulator, SECRET_ACCESS_KEY, unique};
+use cutover_tests::functions::Functions;
 use cutover_tests::lambda::REGION;
-use cutover_tests::{stderr, stdout};
 use serde_json::{Value, json};
-
-/// Makes the function sys.argv[2] with versions 1 and 2 and alias `live` on version 1; prints
-/// the function's ARN.
-const MAKE_FUNCTION: &str = r#"
-import io, json, sys, zipfile
-import boto3
-url, name = sys.argv[1:3]
-iam = boto3.client("iam", endpoint_url=url)
-try:
-    iam.create_role(RoleName="cutover-hooks", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-        "Principal": {"Service": "lambda.amazonaws.com"}}]}))
-except iam.exceptions.EntityAlreadyExistsException:
-    pass
-bundle = io.BytesIO()
-with zipfile.ZipFile(bundle, "w") as z:
-    z.writestr("hook.py", "def handler(event, context):\n    return event\n")
-aws_lambda = boto3.client("lambda", endpoint_url=url)
-created = aws_lambda.create_function(
-    FunctionName=name, Runtime="python3.12", Handler="hook.handler",
-    Role="arn:aws:iam::123456789012:role/cutover-hooks",
-    Code={"ZipFile": bundle.getvalue()}, Publish=True)
-assert created["Version"] == "1", created["Version"]
-aws_lambda.update_function_configuration(FunctionName=name, Description="release 2")
-assert aws_lambda.publish_version(FunctionName=name)["Version"] == "2"
-aws_lambda.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
-print(created["FunctionArn"].removesuffix(":1"))
-"#;
-
-/// Prints alias `live` of function sys.argv[2] as GetAlias answers it.
-const GET_ALIAS: &str = r#"
-import json, sys
-import boto3
-url, name = sys.argv[1:3]
-alias = boto3.client("lambda", endpoint_url=url).get_alias(FunctionName=name, Name="live")
-alias.pop("ResponseMetadata", None)
-print(json.dumps(alias))
-"#;
-
-/// Prints the emulator's log of the invocations of function sys.argv[2].
-const INVOCATIONS: &str = r#"
-import json, sys, urllib.request
-url, name = sys.argv[1:3]
-with urllib.request.urlopen(url + "/cutover-emulator/lambda-invocations") as answer:
-    log = json.load(answer)["invocations"]
-print(json.dumps([i for i in log if i["function_name"] == name]))
-"#;
-
-/// Runs one of the scripts above with the emulator's URL and `name`; what it printed.
-fn boto3(script: &str, name: &str) -> String {
-    let out = Command::new(venv("python"))
-        .args(["-c", script, &Emulator::url(), name])
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
-        .env("AWS_DEFAULT_REGION", REGION)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .output()
-        .expect("the venv's python runs");
-    assert!(out.status.success(), "boto3 for {name}: {}", stderr(&out));
-    stdout(&out).trim().to_owned()
-}
 
 /// A new function with versions 1 and 2 and alias `live` on 1: its name and ARN.
 fn make_function(name: &str) -> (String, String) {
     let name = unique(name);
-    let arn = boto3(MAKE_FUNCTION, &name);
+    let lambda = functions();
+    lambda.create(
+        &name,
+        "def handler(event, context):\n    return event\n",
+        &[],
+    );
+    assert_eq!(lambda.publish(&name), "1");
+    assert_eq!(lambda.publish(&name), "2");
+    lambda.create_alias(&name, "live", "1");
+    let arn = lambda.arn(&name);
     (name, arn)
+}
+
+fn functions() -> Functions {
+    Functions::new(&Emulator::url())
 }
 
 /// Where alias `live` of `name` sends its traffic: its version and its extra weights.
 fn alias(name: &str) -> (String, Value) {
-    let alias: Value = serde_json::from_str(&boto3(GET_ALIAS, name)).expect("GetAlias's JSON");
-    let weights = alias
-        .pointer("/RoutingConfig/AdditionalVersionWeights")
-        .cloned()
-        .unwrap_or(json!({}));
-    (
-        alias["FunctionVersion"].as_str().unwrap().to_owned(),
-        weights,
-    )
+    let (version, weights) = functions().alias(name, "live");
+    (version, Value::Object(weights))
 }
 
 /// The client, at the emulator, with its dummy credentials (and no other variable read).
@@ -211,7 +150,7 @@ async fn hook_functions_are_invoked_and_a_missing_one_fails_for_good() {
     let id: DeploymentId = "d-A1B2C3D4E".parse().unwrap();
     api.invoke(&name, &id, "execution-1").await.unwrap();
     api.invoke(&arn, &id, "execution-2").await.unwrap();
-    let log: Vec<Value> = serde_json::from_str(&boto3(INVOCATIONS, &name)).expect("the log's JSON");
+    let log = functions().finished_invocations(&name);
     let seen: Vec<(&Value, &Value, &Value)> = log
         .iter()
         .map(|i| (&i["invocation_type"], &i["ran_code"], &i["payload"]))
