@@ -67,6 +67,10 @@ pub trait DeploymentView {
     fn target_count(&self) -> usize;
     /// The `i`th target, `i` below [`DeploymentView::target_count`].
     fn target(&self, i: usize) -> TargetView<'_>;
+    /// Where a Lambda deployment's alias sends its traffic, once that is known.
+    fn traffic(&self) -> Option<TrafficView<'_>> {
+        None
+    }
 
     fn is_finished(&self) -> bool {
         self.status().is_final()
@@ -79,6 +83,16 @@ pub struct TargetView<'a> {
     pub target_id: &'a TargetId,
     pub status: TargetStatus,
     pub lifecycle_events: &'a [LifecycleEvent],
+}
+
+/// How a Lambda deployment's alias splits its traffic between the two versions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrafficView<'a> {
+    pub target: &'a TargetId,
+    pub current_version: &'a str,
+    pub target_version: &'a str,
+    /// The target version's share, in percent.
+    pub percent: u8,
 }
 
 impl DeploymentView for Deployment {
@@ -136,6 +150,16 @@ impl DeploymentView for Deployment {
 
     fn is_finished(&self) -> bool {
         self.phase.is_finished()
+    }
+
+    fn traffic(&self) -> Option<TrafficView<'_>> {
+        let f = &self.lambda.as_ref()?.function;
+        Some(TrafficView {
+            target: &self.targets.first()?.target_id,
+            current_version: &f.current_version,
+            target_version: &f.target_version,
+            percent: self.target_version_percent()?,
+        })
     }
 }
 
@@ -658,6 +682,27 @@ impl Drop for Progress {
     }
 }
 
+/// One step of a Lambda deployment's traffic: `checkout:live  10% on version 4, 90% on 3`.
+fn traffic_line(t: &TrafficView<'_>) -> String {
+    match t.percent {
+        100 => format!(
+            "{}{GAP}all traffic on version {}",
+            t.target, t.target_version
+        ),
+        0 => format!(
+            "{}{GAP}all traffic back on version {}",
+            t.target, t.current_version
+        ),
+        p => format!(
+            "{}{GAP}{p}% of traffic on version {}, {}% on version {}",
+            t.target,
+            t.target_version,
+            100 - p,
+            t.current_version
+        ),
+    }
+}
+
 /// The line that introduces a second deployment: the rollback, usually.
 fn heading(d: &impl DeploymentView, seen_before: bool) -> String {
     let id = d.deployment_id();
@@ -694,6 +739,8 @@ struct Watch {
     host_width: usize,
     event_width: usize,
     bars: Option<Bars>,
+    /// The share of traffic last shown for a Lambda deployment's target version.
+    traffic: Option<u8>,
 }
 
 /// The last statuses shown for one host.
@@ -722,6 +769,7 @@ impl Watch {
             host_width: 0,
             event_width: 0,
             bars: None,
+            traffic: None,
         }
     }
 
@@ -757,6 +805,13 @@ impl Watch {
             self.resync(d);
             running_changed = true;
             self.scan(d, out, &mut running_changed);
+        }
+
+        if let Some(t) = d.traffic()
+            && self.traffic.unwrap_or(0) != t.percent
+        {
+            self.traffic = Some(t.percent);
+            out.note(&traffic_line(&t));
         }
 
         if status_changed && status.is_final() {

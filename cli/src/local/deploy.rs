@@ -18,7 +18,7 @@ use cutover_core::model::{
     LoadBalancerInfo, LocalLocation, NamedResource, RevisionLocation,
 };
 use cutover_engine::{Clock, SystemClock, ids};
-use cutover_local::LocalHost;
+use cutover_local::{LocalHost, LocalStore};
 
 use super::{Local, StateDir, report};
 use crate::Outcome;
@@ -28,48 +28,64 @@ const MAX_HOSTS: u32 = 10_000;
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// A revision: a directory, or a .zip, .tar, .tgz or .tar.gz bundle, with an appspec.yml.
-    revision: PathBuf,
+    /// A revision: a directory, or a .zip, .tar, .tgz or .tar.gz bundle, with an appspec.yml;
+    /// or a Lambda AppSpec (a .yml, .yaml or .json file, or a directory holding one).
+    pub(super) revision: PathBuf,
     /// Simulate N hosts, host-1 ... host-N, each rooted at <state-dir>/hosts/host-<i>/ [default: the group's hosts, else 1]
     #[arg(long, value_name = "N", conflicts_with = "host")]
-    hosts: Option<u32>,
+    pub(super) hosts: Option<u32>,
     /// A host by name and root directory; ROOT `/` is this machine, for real. Repeatable.
     #[arg(long, value_name = "NAME=ROOT")]
-    host: Vec<String>,
-    #[arg(long, default_value = "LocalApp")]
-    application: String,
-    #[arg(long, default_value = "LocalFleet")]
-    group: String,
-    /// A predefined configuration, or one made with `cutover local config create`.
-    #[arg(long, default_value = config::DEFAULT_SERVER_CONFIG)]
-    config: String,
+    pub(super) host: Vec<String>,
+    /// [default: LocalApp, or LocalFunctions for a Lambda AppSpec]
+    #[arg(long)]
+    pub(super) application: Option<String>,
+    /// [default: LocalFleet, or <function>-<alias> for a Lambda AppSpec]
+    #[arg(long)]
+    pub(super) group: Option<String>,
+    /// A predefined configuration, or one made with `cutover local config create`
+    /// [default: CodeDeployDefault.OneAtATime, or CodeDeployDefault.LambdaAllAtOnce]
+    #[arg(long)]
+    pub(super) config: Option<String>,
     /// What to do with files already at a destination (the AppSpec's choice wins).
     #[arg(long, value_name = "DISALLOW|OVERWRITE|RETAIN")]
-    file_exists_behavior: Option<FileExistsBehavior>,
+    pub(super) file_exists_behavior: Option<FileExistsBehavior>,
     /// A failing ApplicationStop, BeforeBlockTraffic or AfterBlockTraffic does not fail the host.
     #[arg(long)]
-    ignore_application_stop_failures: bool,
+    pub(super) ignore_application_stop_failures: bool,
     /// Take each host out of service (BlockTraffic) before it is updated and put it back
     /// (AllowTraffic) after; `status` shows which hosts are in service.
     #[arg(long)]
-    traffic_control: bool,
+    pub(super) traffic_control: bool,
     /// If the deployment fails or is stopped, deploy the group's last successful revision again.
     #[arg(long)]
-    auto_rollback: bool,
+    pub(super) auto_rollback: bool,
     /// Stop the deployment when this alarm is in ALARM (see `cutover local alarm`). Repeatable.
     #[arg(long, value_name = "NAME")]
-    alarm: Vec<String>,
+    pub(super) alarm: Vec<String>,
     #[command(flatten)]
-    state: StateDir,
+    pub(super) lambda: super::lambda::LambdaArgs,
+    #[command(flatten)]
+    pub(super) state: StateDir,
     /// Print {"deploymentInfo": ..., "targets": [...]} instead of the summary.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
-pub fn run(args: DeployArgs) -> anyhow::Result<Outcome> {
+pub fn run(mut args: DeployArgs) -> anyhow::Result<Outcome> {
     let state_dir = args.state.path()?;
     let revision_path = std::path::absolute(&args.revision)
         .with_context(|| format!("revision {}", args.revision.display()))?;
+    if let Some(appspec) = super::lambda::lambda_appspec(&revision_path)? {
+        return super::lambda::deploy(args, appspec);
+    }
+    args.lambda.refuse_for_servers()?;
+    let application = args.application.take().unwrap_or_else(|| "LocalApp".into());
+    let group_name = args.group.take().unwrap_or_else(|| "LocalFleet".into());
+    let config_name = args
+        .config
+        .take()
+        .unwrap_or_else(|| config::DEFAULT_SERVER_CONFIG.into());
     let explicit_hosts = explicit_hosts(&args.host)?;
     if let Some(n) = args.hosts
         && !(1..=MAX_HOSTS).contains(&n)
@@ -85,15 +101,7 @@ pub fn run(args: DeployArgs) -> anyhow::Result<Outcome> {
     let local = Local::open_dir(&state_dir)?;
     local.resume_interrupted()?;
     let store = local.store();
-    let config = match config::predefined(&args.config) {
-        Some(c) => c,
-        None => store.config(&args.config)?.with_context(|| {
-            format!(
-                "deployment configuration {} does not exist; use a predefined one (`cutover config list`) or create it with `cutover local config create`",
-                args.config
-            )
-        })?,
-    };
+    let config = find_config(store, &config_name)?;
     if config.compute_platform != ComputePlatform::Server {
         bail!(
             "deployment configuration {} is for {} deployments; local hosts need a Server configuration",
@@ -102,7 +110,7 @@ pub fn run(args: DeployArgs) -> anyhow::Result<Outcome> {
         );
     }
 
-    let group = group_info(&local, &args, &config)?;
+    let group = group_info(&local, &args, &application, &group_name, &config)?;
 
     let id = DeploymentId::from_entropy(ids::entropy());
     let snapshot = state_dir.join("revisions").join(id.as_str());
@@ -118,7 +126,7 @@ pub fn run(args: DeployArgs) -> anyhow::Result<Outcome> {
         (Some(hosts), _) => hosts,
         (None, Some(n)) => simulated_hosts(&state_dir, n),
         (None, None) => {
-            let known = store.hosts(&args.application, &args.group)?;
+            let known = store.hosts(&application, &group_name)?;
             if known.is_empty() {
                 simulated_hosts(&state_dir, 1)
             } else {
@@ -129,14 +137,14 @@ pub fn run(args: DeployArgs) -> anyhow::Result<Outcome> {
     // The application is registered too, so that the API (`cutover serve`) lists it.
     store.create_application(&ApplicationInfo {
         application_id: ids::uuid(),
-        application_name: args.application.clone(),
+        application_name: application.clone(),
         create_time: SystemClock.now(),
         linked_to_git_hub: false,
         git_hub_account_name: None,
         compute_platform: ComputePlatform::Server,
     })?;
     store.put_group(&group)?;
-    store.set_hosts(&args.application, &args.group, &hosts)?;
+    store.set_hosts(&application, &group_name, &hosts)?;
 
     let mut req = CreateDeployment::new(
         id.clone(),
@@ -161,23 +169,13 @@ pub fn run(args: DeployArgs) -> anyhow::Result<Outcome> {
             ],
         });
     }
-    if !args.alarm.is_empty() {
-        req.override_alarm_configuration = Some(AlarmConfiguration {
-            enabled: true,
-            ignore_poll_alarm_failure: false,
-            alarms: args
-                .alarm
-                .iter()
-                .map(|name| Alarm { name: name.clone() })
-                .collect(),
-        });
-    }
+    req.override_alarm_configuration = alarms(&args.alarm);
 
     if !args.json {
         eprintln!(
             "Deploying {} to {} ({} {}) with {}: {id}",
             args.revision.display(),
-            args.group,
+            group_name,
             hosts.len(),
             crate::plural(hosts.len(), "host"),
             req.config.deployment_config_name,
@@ -186,19 +184,30 @@ pub fn run(args: DeployArgs) -> anyhow::Result<Outcome> {
             eprintln!("note: the AppSpec hooks no lifecycle events; only files are installed");
         }
     }
+    let created = create_and_drive(&local, req);
+    if created.is_err() {
+        let _ = std::fs::remove_dir_all(&snapshot);
+    }
+    finish(&local, &created?, args.json)
+}
+
+/// Creates the deployment and drives it, and any rollback it starts, to the end.
+pub(super) fn create_and_drive(
+    local: &Local,
+    req: CreateDeployment,
+) -> anyhow::Result<DeploymentId> {
     local.show_progress();
-    let created = local.block_on(local.engine.create(req));
-    let created = match created {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&snapshot);
-            return Err(e.into());
-        }
-    };
+    let created = local.block_on(local.engine.create(req))?;
     local.drive()?;
-    let d = local.deployment(&created.deployment_id)?;
-    report::print_deployment(store, &d, args.json)?;
-    if !args.json
+    Ok(created.deployment_id)
+}
+
+/// Prints how the deployment ended, and its rollback's, and tells the command's outcome.
+pub(super) fn finish(local: &Local, id: &DeploymentId, json: bool) -> anyhow::Result<Outcome> {
+    let store = local.store();
+    let d = local.deployment(id)?;
+    report::print_deployment(store, &d, json)?;
+    if !json
         && let Some(rollback) = d
             .rollback_info
             .as_ref()
@@ -293,28 +302,63 @@ fn simulated_hosts(state_dir: &Path, n: u32) -> Vec<LocalHost> {
         .collect()
 }
 
+/// A predefined configuration, or one made with `cutover local config create`.
+pub(super) fn find_config(store: &LocalStore, name: &str) -> anyhow::Result<DeploymentConfigInfo> {
+    match config::predefined(name) {
+        Some(c) => Ok(c),
+        None => store.config(name)?.with_context(|| {
+            format!(
+                "deployment configuration {name} does not exist; use a predefined one (`cutover config list`) or create it with `cutover local config create`"
+            )
+        }),
+    }
+}
+
+/// The alarms `--alarm` names, as the deployment's alarm configuration.
+pub(super) fn alarms(names: &[String]) -> Option<AlarmConfiguration> {
+    (!names.is_empty()).then(|| AlarmConfiguration {
+        enabled: true,
+        ignore_poll_alarm_failure: false,
+        alarms: names
+            .iter()
+            .map(|name| Alarm { name: name.clone() })
+            .collect(),
+    })
+}
+
+/// The group `application`/`name` as it is saved, or a new one with its own id.
+pub(super) fn saved_group(
+    local: &Local,
+    application: &str,
+    name: &str,
+) -> anyhow::Result<DeploymentGroupInfo> {
+    Ok(local
+        .store()
+        .group(application, name)?
+        .unwrap_or_else(|| DeploymentGroupInfo {
+            application_name: application.to_owned(),
+            deployment_group_name: name.to_owned(),
+            deployment_group_id: ids::uuid(),
+            ..Default::default()
+        }))
+}
+
 /// The group as this deployment wants it, keeping the id it was given the first time.
 fn group_info(
     local: &Local,
     args: &DeployArgs,
+    application: &str,
+    name: &str,
     config: &DeploymentConfigInfo,
 ) -> anyhow::Result<DeploymentGroupInfo> {
-    let mut group = local
-        .store()
-        .group(&args.application, &args.group)?
-        .unwrap_or_else(|| DeploymentGroupInfo {
-            application_name: args.application.clone(),
-            deployment_group_name: args.group.clone(),
-            deployment_group_id: ids::uuid(),
-            ..Default::default()
-        });
+    let mut group = saved_group(local, application, name)?;
     group.deployment_config_name = config.deployment_config_name.clone();
     group.compute_platform = ComputePlatform::Server;
     if args.traffic_control {
         group.deployment_style.deployment_option = DeploymentOption::WithTrafficControl;
         group.load_balancer_info = Some(LoadBalancerInfo {
             target_group_info_list: vec![NamedResource {
-                name: format!("{}-local", args.group),
+                name: format!("{name}-local"),
             }],
             ..Default::default()
         });

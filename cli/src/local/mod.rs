@@ -2,6 +2,7 @@
 //! itself), through the same engine as the cloud, with an embedded store in a state directory.
 
 mod deploy;
+mod lambda;
 mod report;
 
 use std::io::IsTerminal;
@@ -207,6 +208,12 @@ impl Local {
     }
 
     fn open_dir(state_dir: &Path) -> anyhow::Result<Self> {
+        Self::open_with(state_dir, None)
+    }
+
+    /// The state directory, with Lambda deployments going to the Lambda API at
+    /// `lambda_endpoint` when given (else where the environment says).
+    fn open_with(state_dir: &Path, lambda_endpoint: Option<&str>) -> anyhow::Result<Self> {
         let store = Arc::new(LocalStore::open(state_dir)?);
         let progress: Arc<Mutex<Option<Progress>>> = Arc::default();
         let observer = progress.clone();
@@ -221,7 +228,10 @@ impl Local {
             .context("cannot start the runtime")?;
         Ok(Local {
             state_dir: state_dir.to_owned(),
-            engine: Engine::new(LocalPorts::new(store, state_dir)),
+            engine: Engine::new(match lambda_endpoint {
+                Some(endpoint) => LocalPorts::new(store, state_dir).with_lambda_endpoint(endpoint),
+                None => LocalPorts::new(store, state_dir),
+            }),
             runtime,
             progress,
         })

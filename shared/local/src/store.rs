@@ -377,6 +377,14 @@ impl LocalStore {
             }
         }
         let queued = !next.is_empty();
+        if d.is_finished() {
+            // Its waits are over: the events they would deliver change nothing now, and a
+            // driver would otherwise wait for them.
+            tx.execute(
+                "DELETE FROM steps WHERE deployment_id = ?1 AND claimed_by IS NULL AND due > ?2",
+                params![id.as_str(), SystemClock.now().as_millis()],
+            )?;
+        }
         enqueue(&tx, &next)?;
         tx.commit()?;
         drop(conn);

@@ -166,3 +166,35 @@ fn a_database_of_the_first_layout_is_upgraded_keeping_its_steps() {
     drop(conn);
     LocalStore::open(dir.path()).unwrap();
 }
+
+#[test]
+fn a_finished_deployment_drops_the_waits_it_had_scheduled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(dir.path()).unwrap();
+    let mut d = deployment(1);
+    let now = cutover_engine::Clock::now(&cutover_engine::SystemClock);
+    let timer = Step::event(
+        d.deployment_id.clone(),
+        cutover_core::machine::Event::Created,
+    )
+    .not_before(now + std::time::Duration::from_secs(3600));
+    store.commit_deployment(&d, None, vec![timer]).unwrap();
+    assert_eq!(store.steps_of(&d.deployment_id).unwrap(), 1);
+    d.version = 1;
+    d.phase = cutover_core::machine::Phase::Finished {
+        status: FinalStatus::Stopped,
+    };
+    let notify = Step::event(
+        d.deployment_id.clone(),
+        cutover_core::machine::Event::TrafficRestored,
+    );
+    store
+        .commit_deployment(&d, Some(0), vec![notify.clone()])
+        .unwrap();
+    assert_eq!(
+        store.steps_of(&d.deployment_id).unwrap(),
+        1,
+        "only the step due now is left"
+    );
+    assert_eq!(store.claim_step().unwrap().unwrap().step, notify);
+}

@@ -358,6 +358,14 @@ impl Deployment {
         DeploymentOverview::count(self.targets.iter().map(|t| t.status))
     }
 
+    /// For a Lambda deployment, the share of its alias's traffic, in percent, given to the
+    /// target version so far.
+    pub fn target_version_percent(&self) -> Option<u8> {
+        self.lambda
+            .as_ref()
+            .map(|_| super::lambda::target_percent(self))
+    }
+
     /// CodeDeploy's `deploymentTarget` view of one of this deployment's targets.
     pub fn deployment_target(&self, t: &Target) -> DeploymentTarget {
         let Some(spec) = &self.lambda else {
