@@ -523,3 +523,63 @@ fn the_api_is_a_function_url_that_checks_signatures_itself_with_keys_from_one_pa
         "{resource}"
     );
 }
+
+#[test]
+fn lambda_deployments_may_touch_only_the_functions_the_stack_names() {
+    let template = template();
+    let lambda_actions = |role: &str| -> Vec<(String, Vec<String>)> {
+        let mut found = Vec::new();
+        statements(&resource(&template, role)["Properties"], &mut found);
+        found
+            .into_iter()
+            .filter(|s| {
+                strings(&s["Action"])
+                    .iter()
+                    .any(|a| a.starts_with("lambda:"))
+            })
+            .map(|s| {
+                let actions: Vec<String> = strings(&s["Action"])
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect();
+                let resources = s["Resource"]
+                    .as_sequence()
+                    .map(|r| r.iter().collect::<Vec<_>>())
+                    .unwrap_or_else(|| vec![&s["Resource"]])
+                    .into_iter()
+                    .map(|r| {
+                        intrinsic(r, "Sub", "Fn::Sub")
+                            .and_then(Value::as_str)
+                            .expect("a function ARN is a !Sub")
+                            .to_owned()
+                    })
+                    .collect::<Vec<String>>();
+                for arn in &resources {
+                    assert!(
+                        arn.contains(":function:${LambdaFunctionNames}"),
+                        "{role} reaches functions beyond LambdaFunctionNames: {arn}"
+                    );
+                }
+                (actions.join(" "), resources)
+            })
+            .collect()
+    };
+    let only =
+        |role: &str| -> Vec<String> { lambda_actions(role).into_iter().map(|(a, _)| a).collect() };
+    assert_eq!(
+        only("ValidateRevisionRole"),
+        ["lambda:GetFunctionConfiguration lambda:GetAlias"]
+    );
+    assert_eq!(only("RunHooksRole"), ["lambda:InvokeFunction"]);
+    assert_eq!(
+        only("ShiftTrafficRole"),
+        ["lambda:GetAlias lambda:UpdateAlias"]
+    );
+    for role in ["FinalizeRole", "S3TriggerRole", "ScheduleRole", "ApiRole"] {
+        assert!(only(role).is_empty(), "{role} needs no Lambda permission");
+    }
+    assert_eq!(
+        template["Parameters"]["LambdaFunctionNames"]["Default"].as_str(),
+        Some("*")
+    );
+}
