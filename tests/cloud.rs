@@ -315,14 +315,19 @@ impl Stack {
 
     /// Uploads `dir` as a zip to `key`; the object's ETag and version.
     pub async fn upload(&self, key: &str, dir: &Path) -> (String, Option<String>) {
+        self.upload_bytes(key, zip_dir(dir)).await
+    }
+
+    /// Uploads `bytes` to `key` as they are; the object's ETag and version.
+    pub async fn upload_bytes(&self, key: &str, bytes: Vec<u8>) -> (String, Option<String>) {
         let out = cutover_aws::ports::s3_client(self.emulator.config())
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .body(ByteStream::from(zip_dir(dir)))
+            .body(ByteStream::from(bytes))
             .send()
             .await
-            .expect("the revision is uploaded");
+            .expect("the object is uploaded");
         (out.e_tag.unwrap_or_default(), out.version_id)
     }
 

@@ -315,3 +315,71 @@ fn an_alias_that_does_not_point_at_the_current_version_is_refused() {
         "InvalidRevisionException",
     );
 }
+
+#[test]
+fn a_group_tagged_with_a_bake_time_bakes_and_a_stop_then_moves_traffic_back() {
+    let emulator = Emulator::url();
+    let lambda = Functions::new(&emulator);
+    let serve = serve_for(&emulator);
+    let function = unique("baked");
+    lambda.create(&function, VERSIONED_APP, &[]);
+    let v1 = lambda.publish(&function);
+    let v2 = lambda.publish(&function);
+    lambda.create_alias(&function, "live", &v1);
+    serve.ok(&[
+        "create-application",
+        "--application-name",
+        "Functions",
+        "--compute-platform",
+        "Lambda",
+    ]);
+    serve.ok(&[
+        "create-deployment-group",
+        "--application-name",
+        "Functions",
+        "--deployment-group-name",
+        "Live",
+        "--service-role-arn",
+        ROLE,
+        "--deployment-config-name",
+        "CodeDeployDefault.LambdaAllAtOnce",
+        "--tags",
+        "Key=cutover:bakeTimeInMinutes,Value=30",
+    ]);
+    let arn = "arn:aws:codedeploy:us-east-1:123456789012:deploymentgroup:Functions/Live";
+    let err = serve.fails(
+        &[
+            "tag-resource",
+            "--resource-arn",
+            arn,
+            "--tags",
+            "Key=cutover:bakeTimeInMinutes,Value=soon",
+        ],
+        "InvalidTagsToAddException",
+    );
+    assert!(err.contains("number of minutes"), "{err}");
+
+    let id = deploy(&serve, "Live", &alias_appspec(&function, &v1, &v2, None));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let d = serve.ok(&["get-deployment", "--deployment-id", &id]);
+        if d["deploymentInfo"]["status"] == "Baking" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deployment never baked: {d}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(
+        lambda.alias(&function, "live"),
+        (v2.clone(), Default::default())
+    );
+    let stopped = serve.ok(&["stop-deployment", "--deployment-id", &id]);
+    assert!(stopped["status"].is_string(), "{stopped}");
+    assert_eq!(serve.wait_successful(&id), Some(255));
+    let d = serve.ok(&["get-deployment", "--deployment-id", &id]);
+    assert_eq!(d["deploymentInfo"]["status"], "Stopped");
+    assert_eq!(lambda.alias(&function, "live"), (v1, Default::default()));
+}

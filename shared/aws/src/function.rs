@@ -14,7 +14,7 @@ use cutover_api::{Api, ApiError};
 use cutover_core::DeploymentId;
 use cutover_core::machine::{CreateDeployment, Event};
 use cutover_core::model::{
-    DeploymentCreator, ErrorCode, ErrorInformation, RevisionLocation, S3Location,
+    ComputePlatform, DeploymentCreator, ErrorCode, ErrorInformation, RevisionLocation, S3Location,
 };
 use cutover_engine::{Clock, Engine, EngineError, Ports, Step, StepQueue, Work};
 pub use lambda_runtime::Error;
@@ -353,6 +353,10 @@ async fn on_upload(engine: &Engine<AwsPorts>, event: S3Event) -> Result<Value, E
             let mut request = CreateDeployment::new(id, group.clone(), config, revision);
             request.creator = DeploymentCreator::User;
             request.description = Some(format!("upload of s3://{bucket}/{key}"));
+            if group.compute_platform == ComputePlatform::Lambda {
+                request.bake_time_in_minutes =
+                    cutover_api::ops::tags::group_bake_time(store, app, name).await?;
+            }
             let d = engine.create(request).await?;
             tracing::info!(deployment_id = %d.deployment_id, "s3://{bucket}/{key} starts a deployment to {app}/{name}");
             started.push(d.deployment_id.to_string());

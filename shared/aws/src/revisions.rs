@@ -218,6 +218,10 @@ pub fn bundle_type_of(key: &str) -> Option<BundleType> {
         Some(BundleType::Tgz)
     } else if key.ends_with(".tar") {
         Some(BundleType::Tar)
+    } else if key.ends_with(".yml") || key.ends_with(".yaml") {
+        Some(BundleType::Yaml)
+    } else if key.ends_with(".json") {
+        Some(BundleType::Json)
     } else {
         None
     }
@@ -237,6 +241,9 @@ mod tests {
         assert_eq!(bundle_type_of("app/v1.TAR.GZ"), Some(BundleType::Tgz));
         assert_eq!(bundle_type_of("app/v1.tgz"), Some(BundleType::Tgz));
         assert_eq!(bundle_type_of("app/v1.tar"), Some(BundleType::Tar));
+        assert_eq!(bundle_type_of("fn/appspec.YML"), Some(BundleType::Yaml));
+        assert_eq!(bundle_type_of("fn/appspec.yaml"), Some(BundleType::Yaml));
+        assert_eq!(bundle_type_of("fn/appspec.json"), Some(BundleType::Json));
         assert_eq!(bundle_type_of("app/v1"), None);
     }
 }

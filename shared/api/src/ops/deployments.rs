@@ -711,6 +711,11 @@ pub async fn create(
     request.file_exists_behavior = input.file_exists_behavior;
     request.auto_rollback_configuration = input.auto_rollback_configuration;
     request.override_alarm_configuration = input.override_alarm_configuration;
+    if request.group.compute_platform == ComputePlatform::Lambda {
+        request.bake_time_in_minutes = super::tags::group_bake_time(registry, app, group_name)
+            .await
+            .map_err(internal("reading the group's tags"))?;
+    }
     let d = deployer
         .create(request)
         .await

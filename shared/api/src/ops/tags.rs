@@ -31,6 +31,35 @@ pub const RESOURCE_TAGS: TagLimits = TagLimits {
 
 pub use cutover_core::model::Tag;
 
+/// A deployment group's tag that gives its Lambda deployments a bake time: after all traffic
+/// has moved, the alarms are watched this many minutes more, and the traffic moved back if one
+/// goes off. CodeDeploy has no such setting; a tag carries it unchanged through every client.
+pub const BAKE_TIME_TAG: &str = "cutover:bakeTimeInMinutes";
+/// The longest bake time, as CodeDeploy's longest waits.
+pub const MAX_BAKE_MINUTES: u32 = 2880;
+
+/// The bake time `tags` give, if any.
+pub fn bake_time(tags: &[Tag]) -> Option<u32> {
+    tags.iter()
+        .find(|t| t.key == BAKE_TIME_TAG)
+        .and_then(|t| t.value.trim().parse().ok())
+        .filter(|&m| m > 0 && m <= MAX_BAKE_MINUTES)
+}
+
+/// The bake time of the Lambda deployments of group `application`/`group`, from its tags.
+pub async fn group_bake_time(
+    registry: &impl Registry,
+    application: &str,
+    group: &str,
+) -> Result<Option<u32>, cutover_engine::PortError> {
+    let key = Tagged::Group {
+        application: application.to_owned(),
+        group: group.to_owned(),
+    }
+    .key();
+    Ok(bake_time(&registry.tags(&key).await?))
+}
+
 /// A resource that carries tags, as its ARN names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Tagged {
@@ -119,6 +148,21 @@ pub fn merged_within(
                 format!(
                     "tag '{}': keys are 1 to 128 characters and values at most 256",
                     tag.key
+                ),
+            ));
+        }
+        if tag.key == BAKE_TIME_TAG
+            && !tag
+                .value
+                .trim()
+                .parse::<u32>()
+                .is_ok_and(|m| m <= MAX_BAKE_MINUTES)
+        {
+            return Err(ApiError::codedeploy(
+                limits.invalid,
+                format!(
+                    "tag {BAKE_TIME_TAG} is a number of minutes from 0 to {MAX_BAKE_MINUTES}, not '{}'",
+                    tag.value
                 ),
             ));
         }
