@@ -798,6 +798,13 @@ impl Watch {
             out.detail(&line);
         }
 
+        if let Some(t) = d.traffic()
+            && self.traffic.unwrap_or(0) != t.percent
+        {
+            self.traffic = Some(t.percent);
+            out.note(&traffic_line(&t));
+        }
+
         let mut running_changed = false;
         if d.target_count() != self.hosts.len() || !self.scan(d, out, &mut running_changed) {
             // The targets were just resolved, or are not the ones seen before: match them up
@@ -805,13 +812,6 @@ impl Watch {
             self.resync(d);
             running_changed = true;
             self.scan(d, out, &mut running_changed);
-        }
-
-        if let Some(t) = d.traffic()
-            && self.traffic.unwrap_or(0) != t.percent
-        {
-            self.traffic = Some(t.percent);
-            out.note(&traffic_line(&t));
         }
 
         if status_changed && status.is_final() {
