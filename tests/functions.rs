@@ -34,6 +34,39 @@ pub fn inline_revision(appspec: &str) -> String {
     .to_string()
 }
 
+/// Application `Functions` for Lambda (unless it exists) and its group `group` with
+/// configuration `config` and `extra` arguments, through CodeDeploy's API at `aws`.
+pub fn create_lambda_group(
+    aws: &crate::awscli::Clients,
+    group: &str,
+    config: &str,
+    extra: &[&str],
+) {
+    let app = ["get-application", "--application-name", "Functions"];
+    if !aws.aws(&app).status.success() {
+        aws.ok(&[
+            "create-application",
+            "--application-name",
+            "Functions",
+            "--compute-platform",
+            "Lambda",
+        ]);
+    }
+    let mut args = vec![
+        "create-deployment-group",
+        "--application-name",
+        "Functions",
+        "--deployment-group-name",
+        group,
+        "--service-role-arn",
+        "arn:aws:iam::123456789012:role/CodeDeployRole",
+        "--deployment-config-name",
+        config,
+    ];
+    args.extend_from_slice(extra);
+    aws.ok(&args);
+}
+
 /// The emulator's Lambda, through the aws CLI.
 #[derive(Clone, Debug)]
 pub struct Functions {
@@ -146,6 +179,17 @@ impl Functions {
         ]);
         let published = self.aws(&["lambda", "publish-version", "--function-name", name]);
         published["Version"].as_str().unwrap().to_owned()
+    }
+
+    /// A new function answering which version it is (`prefix` made unique), with versions 1
+    /// and 2 published and alias `live` on 1; its name.
+    pub fn versioned(&self, prefix: &str) -> String {
+        let name = crate::emulator::unique(prefix);
+        self.create(&name, VERSIONED_APP, &[]);
+        assert_eq!(self.publish(&name), "1");
+        assert_eq!(self.publish(&name), "2");
+        self.create_alias(&name, "live", "1");
+        name
     }
 
     /// The function's ARN, without a qualifier.

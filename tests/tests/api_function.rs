@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cutover_tests::awscli::{Clients, KEY_ID, SECRET};
 use cutover_tests::cloud::Stack;
-use cutover_tests::functions::{Functions, VERSIONED_APP, alias_appspec, inline_revision};
+use cutover_tests::functions::{Functions, alias_appspec, create_lambda_group, inline_revision};
 use cutover_tests::url::FunctionUrl;
 use std::process::Command;
 
@@ -335,34 +335,14 @@ async fn a_lambda_deployment_through_the_api_function_waits_for_its_hook_functio
     let emulator = cutover_tests::emulator::Emulator::url();
     tokio::task::spawn_blocking(move || {
         let lambda = Functions::new(&emulator);
-        let function = cutover_tests::emulator::unique("pricing");
-        lambda.create(&function, VERSIONED_APP, &[]);
-        let v1 = lambda.publish(&function);
-        let v2 = lambda.publish(&function);
-        lambda.create_alias(&function, "live", &v1);
+        let function = lambda.versioned("pricing");
+        let (v1, v2) = ("1", "2".to_owned());
         // The hook reports to the function URL, as a hook in AWS reports to the stack's ApiUrl.
         let hook = cutover_tests::emulator::unique("pricing-smoke");
         lambda.create_example_hook(&hook, &aws.endpoint, &[]);
 
-        aws.ok(&[
-            "create-application",
-            "--application-name",
-            "Functions",
-            "--compute-platform",
-            "Lambda",
-        ]);
-        aws.ok(&[
-            "create-deployment-group",
-            "--application-name",
-            "Functions",
-            "--deployment-group-name",
-            "Live",
-            "--service-role-arn",
-            ROLE,
-            "--deployment-config-name",
-            "CodeDeployDefault.LambdaAllAtOnce",
-        ]);
-        let appspec = alias_appspec(&function, &v1, &v2, Some(&hook));
+        create_lambda_group(&aws, "Live", "CodeDeployDefault.LambdaAllAtOnce", &[]);
+        let appspec = alias_appspec(&function, v1, &v2, Some(&hook));
         let created = aws.ok(&[
             "create-deployment",
             "--application-name",

@@ -7,7 +7,7 @@ use std::time::Duration;
 use cutover_aws::engine::core::model::{DeploymentStatus, ErrorCode};
 use cutover_tests::cloud::Stack;
 use cutover_tests::emulator::{Emulator, unique};
-use cutover_tests::functions::{Functions, VERSIONED_APP, alias_appspec};
+use cutover_tests::functions::{Functions, alias_appspec};
 use serde_json::json;
 
 fn lambda_group() -> serde_json::Value {
@@ -23,19 +23,16 @@ async fn an_uploaded_appspec_moves_the_alias_once_its_hook_reports() {
     let stack = Stack::start(&[]).await;
     let api = stack.api().await;
     let lambda = Functions::new(&Emulator::url());
-    let (function, hook, endpoint) = (unique("quotes"), unique("quotes-smoke"), api.url());
+    let (hook, endpoint) = (unique("quotes-smoke"), api.url());
     let setup = {
-        let (lambda, function, hook) = (lambda.clone(), function.clone(), hook.clone());
+        let (lambda, hook) = (lambda.clone(), hook.clone());
         tokio::task::spawn_blocking(move || {
-            lambda.create(&function, VERSIONED_APP, &[]);
-            let v1 = lambda.publish(&function);
-            let v2 = lambda.publish(&function);
-            lambda.create_alias(&function, "live", &v1);
             lambda.create_example_hook(&hook, &endpoint, &[]);
-            (v1, v2)
+            lambda.versioned("quotes")
         })
     };
-    let (v1, v2) = setup.await.unwrap();
+    let function = setup.await.unwrap();
+    let (v1, v2) = ("1", "2".to_owned());
     stack
         .group(
             "Functions",
@@ -45,7 +42,7 @@ async fn an_uploaded_appspec_moves_the_alias_once_its_hook_reports() {
         )
         .await;
 
-    let appspec = alias_appspec(&function, &v1, &v2, Some(&hook));
+    let appspec = alias_appspec(&function, v1, &v2, Some(&hook));
     let (etag, version) = stack
         .upload_bytes("Quotes/appspec.yml", appspec.into_bytes())
         .await;

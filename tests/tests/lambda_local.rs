@@ -8,20 +8,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cutover_tests::emulator::{Emulator, unique};
-use cutover_tests::functions::{Functions, VERSIONED_APP, alias_appspec};
+use cutover_tests::functions::{Functions, alias_appspec};
 use cutover_tests::serve::{KEY_ID, SECRET, Serve};
 use cutover_tests::{binary, stderr, stdout};
 use serde_json::json;
-
-/// A function with versions 1 and 2 and alias `live` on 1; its name.
-fn function(lambda: &Functions, name: &str) -> String {
-    let name = unique(name);
-    lambda.create(&name, VERSIONED_APP, &[]);
-    assert_eq!(lambda.publish(&name), "1");
-    assert_eq!(lambda.publish(&name), "2");
-    lambda.create_alias(&name, "live", "1");
-    name
-}
 
 /// `cutover local deploy <appspec> --endpoint <emulator>` with `extra`, started.
 fn deploy(state: &Path, appspec: &str, extra: &[&str]) -> Child {
@@ -77,7 +67,7 @@ fn until_alias(
 #[test]
 fn a_canary_moves_ten_percent_then_the_rest_and_shows_each_step() {
     let lambda = Functions::new(&Emulator::url());
-    let name = function(&lambda, "canary");
+    let name = lambda.versioned("canary");
     let state = tempfile::tempdir().unwrap();
     let run = deploy(
         state.path(),
@@ -135,7 +125,7 @@ fn a_canary_moves_ten_percent_then_the_rest_and_shows_each_step() {
 #[test]
 fn a_linear_configuration_moves_ten_percent_at_a_time() {
     let lambda = Functions::new(&Emulator::url());
-    let name = function(&lambda, "linear");
+    let name = lambda.versioned("linear");
     let state = tempfile::tempdir().unwrap();
     let run = deploy(
         state.path(),
@@ -175,7 +165,7 @@ fn a_linear_configuration_moves_ten_percent_at_a_time() {
 #[test]
 fn an_alarm_mid_shift_moves_the_traffic_back() {
     let lambda = Functions::new(&Emulator::url());
-    let name = function(&lambda, "alarmed");
+    let name = lambda.versioned("alarmed");
     let state = tempfile::tempdir().unwrap();
     let run = deploy(
         state.path(),
@@ -234,7 +224,7 @@ fn hooks_report_through_serve_and_one_that_never_reports_fails_the_deployment() 
             ("CUTOVER_SECRET_ACCESS_KEY", SECRET),
         ],
     );
-    let name = function(&lambda, "hooked");
+    let name = lambda.versioned("hooked");
     let hook = unique("hooked-check");
     lambda.create_example_hook(&hook, &serve.url, &[]);
     let out = finished(deploy(
@@ -256,7 +246,7 @@ fn hooks_report_through_serve_and_one_that_never_reports_fails_the_deployment() 
         "def handler(event, context):\n    return 'busy'\n",
         &[],
     );
-    let other = function(&lambda, "unheard");
+    let other = lambda.versioned("unheard");
     let started = Instant::now();
     let out = finished(deploy(
         state.path(),

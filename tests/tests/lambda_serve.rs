@@ -3,8 +3,8 @@
 //! with PutLifecycleEventHookExecutionStatus through the API, unsigned by cutover's keys.
 
 use cutover_tests::emulator::{Emulator, unique};
-use cutover_tests::functions::{Functions, VERSIONED_APP, alias_appspec, inline_revision};
-use cutover_tests::serve::{KEY_ID, ROLE, SECRET, Serve};
+use cutover_tests::functions::{Functions, alias_appspec, create_lambda_group, inline_revision};
+use cutover_tests::serve::{KEY_ID, SECRET, Serve};
 use serde_json::{Value, json};
 
 fn serve_for(emulator: &str) -> Serve {
@@ -60,11 +60,8 @@ fn a_hook_function_reports_through_the_api_and_the_alias_moves() {
     let emulator = Emulator::url();
     let lambda = Functions::new(&emulator);
     let serve = serve_for(&emulator);
-    let function = unique("checkout");
-    lambda.create(&function, VERSIONED_APP, &[]);
-    let v1 = lambda.publish(&function);
-    let v2 = lambda.publish(&function);
-    lambda.create_alias(&function, "live", &v1);
+    let function = lambda.versioned("checkout");
+    let (v1, v2) = ("1".to_owned(), "2".to_owned());
     let hook = unique("checkout-smoke");
     lambda.create_example_hook(
         &hook,
@@ -72,24 +69,7 @@ fn a_hook_function_reports_through_the_api_and_the_alias_moves() {
         &[("CHECK_FUNCTION", &function), ("CHECK_VERSION", &v2)],
     );
 
-    serve.ok(&[
-        "create-application",
-        "--application-name",
-        "Functions",
-        "--compute-platform",
-        "Lambda",
-    ]);
-    serve.ok(&[
-        "create-deployment-group",
-        "--application-name",
-        "Functions",
-        "--deployment-group-name",
-        "Live",
-        "--service-role-arn",
-        ROLE,
-        "--deployment-config-name",
-        "CodeDeployDefault.LambdaAllAtOnce",
-    ]);
+    create_lambda_group(&serve, "Live", "CodeDeployDefault.LambdaAllAtOnce", &[]);
     let group = serve.ok(&[
         "get-deployment-group",
         "--application-name",
@@ -219,17 +199,12 @@ fn a_hook_function_reports_through_the_api_and_the_alias_moves() {
     let v3 = lambda.publish(&function);
     let failing = unique("checkout-veto");
     lambda.create_example_hook(&failing, &serve.url, &[("FORCE_STATUS", "Failed")]);
-    serve.ok(&[
-        "create-deployment-group",
-        "--application-name",
-        "Functions",
-        "--deployment-group-name",
+    create_lambda_group(
+        &serve,
         "Canary",
-        "--service-role-arn",
-        ROLE,
-        "--deployment-config-name",
         "CodeDeployDefault.LambdaCanary10Percent5Minutes",
-    ]);
+        &[],
+    );
     let vetoed = deploy(
         &serve,
         "Canary",
@@ -253,29 +228,19 @@ fn an_alias_that_does_not_point_at_the_current_version_is_refused() {
     let emulator = Emulator::url();
     let lambda = Functions::new(&emulator);
     let serve = serve_for(&emulator);
-    let function = unique("orders");
-    lambda.create(&function, VERSIONED_APP, &[]);
-    let v1 = lambda.publish(&function);
-    let v2 = lambda.publish(&function);
-    lambda.create_alias(&function, "live", &v2);
-    serve.ok(&[
-        "create-application",
-        "--application-name",
-        "Functions",
-        "--compute-platform",
-        "Lambda",
+    let function = lambda.versioned("orders");
+    let (v1, v2) = ("1".to_owned(), "2".to_owned());
+    lambda.aws(&[
+        "lambda",
+        "update-alias",
+        "--function-name",
+        &function,
+        "--name",
+        "live",
+        "--function-version",
+        &v2,
     ]);
-    serve.ok(&[
-        "create-deployment-group",
-        "--application-name",
-        "Functions",
-        "--deployment-group-name",
-        "Live",
-        "--service-role-arn",
-        ROLE,
-        "--deployment-config-name",
-        "CodeDeployDefault.LambdaAllAtOnce",
-    ]);
+    create_lambda_group(&serve, "Live", "CodeDeployDefault.LambdaAllAtOnce", &[]);
     // The AppSpec says the alias is on v1; it is on v2.
     let id = deploy(&serve, "Live", &alias_appspec(&function, &v1, &v2, None));
     assert_eq!(serve.wait_successful(&id), Some(255));
@@ -321,31 +286,14 @@ fn a_group_tagged_with_a_bake_time_bakes_and_a_stop_then_moves_traffic_back() {
     let emulator = Emulator::url();
     let lambda = Functions::new(&emulator);
     let serve = serve_for(&emulator);
-    let function = unique("baked");
-    lambda.create(&function, VERSIONED_APP, &[]);
-    let v1 = lambda.publish(&function);
-    let v2 = lambda.publish(&function);
-    lambda.create_alias(&function, "live", &v1);
-    serve.ok(&[
-        "create-application",
-        "--application-name",
-        "Functions",
-        "--compute-platform",
-        "Lambda",
-    ]);
-    serve.ok(&[
-        "create-deployment-group",
-        "--application-name",
-        "Functions",
-        "--deployment-group-name",
+    let function = lambda.versioned("baked");
+    let (v1, v2) = ("1".to_owned(), "2".to_owned());
+    create_lambda_group(
+        &serve,
         "Live",
-        "--service-role-arn",
-        ROLE,
-        "--deployment-config-name",
         "CodeDeployDefault.LambdaAllAtOnce",
-        "--tags",
-        "Key=cutover:bakeTimeInMinutes,Value=30",
-    ]);
+        &["--tags", "Key=cutover:bakeTimeInMinutes,Value=30"],
+    );
     let arn = "arn:aws:codedeploy:us-east-1:123456789012:deploymentgroup:Functions/Live";
     let err = serve.fails(
         &[
