@@ -134,15 +134,7 @@ pub fn run(mut args: DeployArgs) -> anyhow::Result<Outcome> {
             }
         }
     };
-    // The application is registered too, so that the API (`cutover serve`) lists it.
-    store.create_application(&ApplicationInfo {
-        application_id: ids::uuid(),
-        application_name: application.clone(),
-        create_time: SystemClock.now(),
-        linked_to_git_hub: false,
-        git_hub_account_name: None,
-        compute_platform: ComputePlatform::Server,
-    })?;
+    register_application(store, &application, ComputePlatform::Server)?;
     store.put_group(&group)?;
     store.set_hosts(&application, &group_name, &hosts)?;
 
@@ -300,6 +292,23 @@ fn simulated_hosts(state_dir: &Path, n: u32) -> Vec<LocalHost> {
     (1..=n)
         .map(|i| LocalHost::simulated(state_dir, i))
         .collect()
+}
+
+/// Registers the application, unless it is already, so that the API (`cutover serve`) lists it.
+pub(super) fn register_application(
+    store: &LocalStore,
+    name: &str,
+    platform: ComputePlatform,
+) -> anyhow::Result<()> {
+    store.create_application(&ApplicationInfo {
+        application_id: ids::uuid(),
+        application_name: name.to_owned(),
+        create_time: SystemClock.now(),
+        linked_to_git_hub: false,
+        git_hub_account_name: None,
+        compute_platform: platform,
+    })?;
+    Ok(())
 }
 
 /// A predefined configuration, or one made with `cutover local config create`.

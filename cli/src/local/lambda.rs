@@ -12,13 +12,15 @@ use cutover_core::DeploymentId;
 use cutover_core::appspec::{LambdaAppSpec, detect_platform, parse_lambda};
 use cutover_core::machine::CreateDeployment;
 use cutover_core::model::{
-    AppSpecContent, ApplicationInfo, ComputePlatform, DeploymentCreator, DeploymentOption,
-    DeploymentStyle, DeploymentType, RevisionLocation,
+    AppSpecContent, ComputePlatform, DeploymentCreator, DeploymentOption, DeploymentStyle,
+    DeploymentType, RevisionLocation,
 };
-use cutover_engine::{Clock, SystemClock, ids};
+use cutover_engine::ids;
 
 use super::Local;
-use super::deploy::{DeployArgs, alarms, create_and_drive, find_config, finish, saved_group};
+use super::deploy::{
+    DeployArgs, alarms, create_and_drive, find_config, finish, register_application, saved_group,
+};
 use crate::Outcome;
 
 /// The configuration of a Lambda deployment when `--config` does not name one.
@@ -150,14 +152,7 @@ pub fn deploy(args: DeployArgs, (file, text): (PathBuf, String)) -> anyhow::Resu
             app.compute_platform
         );
     }
-    store.create_application(&ApplicationInfo {
-        application_id: ids::uuid(),
-        application_name: application.clone(),
-        create_time: SystemClock.now(),
-        linked_to_git_hub: false,
-        git_hub_account_name: None,
-        compute_platform: ComputePlatform::Lambda,
-    })?;
+    register_application(store, &application, ComputePlatform::Lambda)?;
     let mut group = saved_group(&local, &application, &group_name)?;
     group.compute_platform = ComputePlatform::Lambda;
     group.deployment_config_name = config.deployment_config_name.clone();
