@@ -120,6 +120,9 @@ fn a_canary_moves_ten_percent_then_the_rest_and_shows_each_step() {
     let shown: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(shown["deploymentInfo"]["computePlatform"], "Lambda");
     assert_eq!(shown["deploymentInfo"]["status"], "Succeeded");
+    let info = &shown["targets"][0]["lambdaFunctionInfo"];
+    assert_eq!(info["targetVersionWeight"], 1.0, "{shown}");
+    assert_eq!(info["functionAlias"], "live");
 }
 
 #[test]

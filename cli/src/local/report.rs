@@ -7,12 +7,16 @@ use serde_json::json;
 
 use crate::render::{list_table, summary_table};
 
-/// `{"deploymentInfo": ..., "targets": [...]}`: `GetDeployment` and `instanceTarget` shapes.
+/// `{"deploymentInfo": ..., "targets": [...]}`: `GetDeployment` and `instanceTarget` shapes
+/// (`lambdaTarget` for a Lambda deployment).
 pub fn deployment_json(d: &Deployment) -> serde_json::Value {
     let targets: Vec<_> = d
         .targets
         .iter()
-        .map(|t| t.instance_target(&d.deployment_id))
+        .map(|t| match d.deployment_target(t).lambda_target {
+            Some(lambda) => json!(lambda),
+            None => json!(t.instance_target(&d.deployment_id)),
+        })
         .collect();
     json!({ "deploymentInfo": d.info(), "targets": targets })
 }

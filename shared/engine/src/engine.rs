@@ -321,8 +321,12 @@ impl<P: Ports> Engine<P> {
                     .await
                     .map(drop)
             }
-            // Normally queued as a delayed event by `decide`; carried out late, it is due.
-            Command::Schedule { event, .. } => self.deliver(id, vec![*event]).await.map(drop),
+            // `decide` queues it as a delayed event; a step that carries it anyway queues that.
+            schedule @ Command::Schedule { .. } => p
+                .queue()
+                .send(vec![step_for(id, schedule)])
+                .await
+                .map_err(EngineError::port("step queue")),
             Command::StopLifecycleEvents { targets } => p
                 .hosts()
                 .stop(&d, &targets)

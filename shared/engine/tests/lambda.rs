@@ -310,3 +310,30 @@ async fn a_report_for_a_deployment_that_does_not_exist_says_so() {
         .unwrap_err();
     assert!(matches!(err, EngineError::DeploymentNotFound(_)), "{err}");
 }
+
+#[tokio::test]
+async fn a_schedule_carried_out_as_a_step_is_queued_for_its_time_not_delivered() {
+    use cutover_core::machine::{Command, Event, Timer};
+    use cutover_engine::{Step, Work};
+    let engine = lambda_engine();
+    let id = create(&engine, lambda_request(1, CANARY, &[])).await;
+    engine.ports().store.take_steps();
+    let at = engine.ports().clock.now_for_tests() + Duration::from_secs(600);
+    let timer = Event::TimerFired {
+        timer: Timer::BakeOver,
+    };
+    let schedule = Command::Schedule {
+        at,
+        event: Box::new(timer.clone()),
+    };
+    let before = engine.ports().store.deployment(&id);
+    engine
+        .perform(Step::command(id.clone(), schedule))
+        .await
+        .unwrap();
+    assert_eq!(engine.ports().store.deployment(&id), before);
+    let queued = engine.ports().store.take_steps();
+    assert_eq!(queued.len(), 1, "{queued:#?}");
+    assert_eq!(queued[0].work, Work::Event(timer));
+    assert_eq!(queued[0].not_before, Some(at));
+}
