@@ -144,6 +144,22 @@ fn a_hook_function_reports_through_the_api_and_the_alias_moves() {
             (json!("AfterAllowTraffic"), json!("Skipped")),
         ]
     );
+    // The operator commands show the alias as they show hosts, and where its traffic went.
+    let status = std::process::Command::new(cutover_tests::binary("cutover"))
+        .args(["status", &id, "--endpoint", &serve.url])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &serve.state)
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .output()
+        .unwrap();
+    let shown = cutover_tests::stdout(&status) + &cutover_tests::stderr(&status);
+    assert!(status.status.success(), "{shown}");
+    assert!(shown.contains(&format!("{function}:live")), "{shown}");
+    assert!(shown.contains("Succeeded"), "{shown}");
     // The execution id is the hook's secret: nothing the API shows holds it.
     let shown = serve
         .ok(&["get-deployment", "--deployment-id", &id])

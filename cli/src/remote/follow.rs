@@ -1,4 +1,5 @@
-//! A deployment as the API shows it (`deploymentInfo` and its `instanceTarget`s), fetched again
+//! A deployment as the API shows it (`deploymentInfo` and its `instanceTarget`s, or a Lambda
+//! deployment's `lambdaTarget`), fetched again
 //! about once a second while someone watches it; only what can still change is asked for.
 
 use std::thread;
@@ -6,14 +7,14 @@ use std::time::{Duration, Instant};
 
 use cutover_core::model::{
     DeploymentInfo, DeploymentStatus, DeploymentTarget, ErrorInformation, InstanceTarget,
-    RollbackInfo,
+    LambdaFunctionInfo, RollbackInfo,
 };
 use cutover_core::{DeploymentId, Timestamp};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::client::{CallError, Client};
-use crate::render::{DeploymentView, Progress, TargetView};
+use crate::render::{DeploymentView, Progress, TargetView, TrafficView};
 
 /// Between two looks at a deployment.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -32,8 +33,10 @@ const TARGETS_PER_BATCH: usize = 25;
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     pub info: DeploymentInfo,
-    /// In the order the API lists them.
+    /// In the order the API lists them; a Lambda deployment's alias in the same shape.
     pub targets: Vec<InstanceTarget>,
+    /// A Lambda deployment's function, alias, versions and weight, as last seen.
+    pub lambda: Option<LambdaFunctionInfo>,
     /// Counts the looks that found a change.
     version: u64,
 }
@@ -87,6 +90,16 @@ impl DeploymentView for Snapshot {
             lifecycle_events: &t.lifecycle_events,
         }
     }
+
+    fn traffic(&self) -> Option<TrafficView<'_>> {
+        let f = self.lambda.as_ref()?;
+        Some(TrafficView {
+            target: &self.targets.first()?.target_id,
+            current_version: &f.current_version,
+            target_version: &f.target_version,
+            percent: (f.target_version_weight * 100.0).round().clamp(0.0, 100.0) as u8,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -134,6 +147,7 @@ impl<'c> Follower<'c> {
             .call("GetDeployment", &json!({ "deploymentId": self.id }))?;
         let info = got.deployment_info;
         let total = usize::try_from(info.deployment_overview.total()).unwrap_or(usize::MAX);
+        let mut lambda = self.latest.as_ref().and_then(|s| s.lambda.clone());
         let targets = match &self.latest {
             // The same targets as before: only those still running can have changed.
             Some(s) if s.targets.len() == total => {
@@ -144,7 +158,9 @@ impl<'c> Follower<'c> {
                     .map(|t| t.target_id.to_string())
                     .collect();
                 let mut targets = s.targets.clone();
-                for fresh in self.targets(&unsettled)? {
+                let (fresh, seen) = self.targets(&unsettled)?;
+                lambda = seen.or(lambda);
+                for fresh in fresh {
                     if let Some(t) = targets.iter_mut().find(|t| t.target_id == fresh.target_id) {
                         *t = fresh;
                     }
@@ -154,17 +170,20 @@ impl<'c> Follower<'c> {
             _ if total == 0 => Vec::new(),
             _ => {
                 let ids = self.target_ids()?;
-                self.targets(&ids)?
+                let (targets, seen) = self.targets(&ids)?;
+                lambda = seen.or(lambda);
+                targets
             }
         };
         let changed = self
             .latest
             .as_ref()
-            .is_none_or(|s| s.info != info || s.targets != targets);
+            .is_none_or(|s| s.info != info || s.targets != targets || s.lambda != lambda);
         let version = self.latest.as_ref().map_or(0, |s| s.version) + u64::from(changed);
         self.latest = Some(Snapshot {
             info,
             targets,
+            lambda,
             version,
         });
         Ok(changed)
@@ -192,9 +211,13 @@ impl<'c> Follower<'c> {
         }
     }
 
-    /// The targets `ids`, in that order.
-    fn targets(&self, ids: &[String]) -> Result<Vec<InstanceTarget>, CallError> {
+    /// The targets `ids`, in that order, and a Lambda deployment's function as they show it.
+    fn targets(
+        &self,
+        ids: &[String],
+    ) -> Result<(Vec<InstanceTarget>, Option<LambdaFunctionInfo>), CallError> {
         let mut targets = Vec::with_capacity(ids.len());
+        let mut lambda = None;
         for chunk in ids.chunks(TARGETS_PER_BATCH) {
             let got: BatchGetTargetsOutput = self.client.call(
                 "BatchGetDeploymentTargets",
@@ -203,7 +226,22 @@ impl<'c> Follower<'c> {
             let mut found: Vec<InstanceTarget> = got
                 .deployment_targets
                 .into_iter()
-                .filter_map(|t| t.instance_target)
+                .filter_map(|t| match (t.instance_target, t.lambda_target) {
+                    (Some(instance), _) => Some(instance),
+                    (None, Some(alias)) => {
+                        lambda = Some(alias.lambda_function_info);
+                        Some(InstanceTarget {
+                            deployment_id: alias.deployment_id,
+                            target_id: alias.target_id,
+                            target_arn: alias.target_arn,
+                            status: alias.status,
+                            last_updated_at: alias.last_updated_at,
+                            lifecycle_events: alias.lifecycle_events,
+                            instance_label: None,
+                        })
+                    }
+                    (None, None) => None,
+                })
                 .collect();
             for id in chunk {
                 if let Some(at) = found.iter().position(|t| t.target_id.as_str() == id) {
@@ -211,7 +249,7 @@ impl<'c> Follower<'c> {
                 }
             }
         }
-        Ok(targets)
+        Ok((targets, lambda))
     }
 }
 
@@ -298,6 +336,7 @@ mod tests {
         Snapshot {
             info: serde_json::from_str(&info).unwrap(),
             targets,
+            lambda: None,
             version: d.version,
         }
     }
