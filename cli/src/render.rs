@@ -72,6 +72,11 @@ pub trait DeploymentView {
         None
     }
 
+    /// Whether the targets are Lambda aliases rather than hosts.
+    fn deploys_aliases(&self) -> bool {
+        false
+    }
+
     fn is_finished(&self) -> bool {
         self.status().is_final()
     }
@@ -83,6 +88,16 @@ pub struct TargetView<'a> {
     pub target_id: &'a TargetId,
     pub status: TargetStatus,
     pub lifecycle_events: &'a [LifecycleEvent],
+}
+
+/// What `n` targets are called: hosts, or a Lambda deployment's aliases.
+fn targets_word(aliases: bool, n: usize) -> &'static str {
+    match (aliases, n) {
+        (false, 1) => "host",
+        (false, _) => "hosts",
+        (true, 1) => "alias",
+        (true, _) => "aliases",
+    }
 }
 
 /// How a Lambda deployment's alias splits its traffic between the two versions.
@@ -150,6 +165,10 @@ impl DeploymentView for Deployment {
 
     fn is_finished(&self) -> bool {
         self.phase.is_finished()
+    }
+
+    fn deploys_aliases(&self) -> bool {
+        self.group.compute_platform == cutover_core::model::ComputePlatform::Lambda
     }
 
     fn traffic(&self) -> Option<TrafficView<'_>> {
@@ -245,7 +264,7 @@ fn host_rows(
     timed: bool,
 ) -> Grid {
     let mut rows = Vec::with_capacity(d.target_count() + 1);
-    let mut header = vec!["Host".to_owned()];
+    let mut header = vec![if d.deploys_aliases() { "Alias" } else { "Host" }.to_owned()];
     header.extend(events.iter().map(|e| event_title(*e, words).to_owned()));
     header.push("Status".to_owned());
     rows.push(header);
@@ -426,7 +445,7 @@ fn ending(d: &impl DeploymentView, out: &mut String) {
             out,
             "\n{} more failed {}: {}",
             rest.len(),
-            crate::plural(rest.len(), "host"),
+            targets_word(d.deploys_aliases(), rest.len()),
             abbreviate(&rest, 10)
         );
     }
@@ -449,12 +468,13 @@ fn host_counts(d: &impl DeploymentView) -> String {
         .map(|(n, s)| format!("{n} {s}"))
         .collect();
     let total = d.target_count();
+    let aliases = d.deploys_aliases();
     if parts.is_empty() {
-        return "no hosts".to_owned();
+        return format!("no {}", targets_word(aliases, 0));
     }
     format!(
         "{total} {}: {}",
-        crate::plural(total, "host"),
+        targets_word(aliases, total),
         parts.join(", ")
     )
 }
@@ -741,6 +761,8 @@ struct Watch {
     bars: Option<Bars>,
     /// The share of traffic last shown for a Lambda deployment's target version.
     traffic: Option<u8>,
+    /// Whether the targets are Lambda aliases rather than hosts.
+    aliases: bool,
 }
 
 /// The last statuses shown for one host.
@@ -770,6 +792,7 @@ impl Watch {
             event_width: 0,
             bars: None,
             traffic: None,
+            aliases: false,
         }
     }
 
@@ -778,6 +801,7 @@ impl Watch {
             return;
         }
         self.version = Some(d.version());
+        self.aliases = d.deploys_aliases();
         if let Output::Bars(multi) = out
             && self.bars.is_none()
         {
@@ -926,7 +950,7 @@ impl Watch {
             seen.id.as_str(),
             t.status,
             self.done,
-            crate::plural(total, "host"),
+            targets_word(self.aliases, total),
             hw = self.host_width,
         ));
         true

@@ -91,6 +91,10 @@ impl DeploymentView for Snapshot {
         }
     }
 
+    fn deploys_aliases(&self) -> bool {
+        self.info.compute_platform == cutover_core::model::ComputePlatform::Lambda
+    }
+
     fn traffic(&self) -> Option<TrafficView<'_>> {
         let f = self.lambda.as_ref()?;
         Some(TrafficView {
