@@ -108,8 +108,9 @@ fn a_canary_moves_ten_percent_then_the_rest_and_shows_each_step() {
         .find(&format!("{target}  all traffic on version 2"))
         .unwrap_or_else(|| panic!("{progress}"));
     assert!(ten < all, "{progress}");
+    assert!(progress.contains("(1 of 1 alias done)"), "{progress}");
     let summary = stdout(&out);
-    assert!(summary.contains("Succeeded"), "{summary}");
+    assert!(summary.contains("1 alias: 1 Succeeded"), "{summary}");
 
     // The deployment is in the state directory, as CodeDeploy shows it.
     let status = Command::new(binary("cutover"))
