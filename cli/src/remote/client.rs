@@ -5,9 +5,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
+use aws_sigv4::http_request::{SignableBody, SigningSettings};
 use cutover_api::wire::{CONTENT_TYPE, TARGET_PREFIX};
+use cutover_local::aws_http::{self, AwsAccess};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -102,17 +102,7 @@ impl Client {
         if uri.host().is_none_or(str::is_empty) {
             return Err(format!("the endpoint '{endpoint}' names no host"));
         }
-        let agent = ureq::Agent::config_builder()
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .timeout_global(Some(CALL_TIMEOUT))
-            .http_status_as_error(false)
-            .tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .root_certs(ureq::tls::RootCerts::WebPki)
-                    .build(),
-            )
-            .build()
-            .new_agent();
+        let agent = aws_http::agent_connecting_within(CALL_TIMEOUT, CONNECT_TIMEOUT);
         Ok(Client {
             endpoint: endpoint.to_owned(),
             signing,
@@ -167,41 +157,26 @@ impl Client {
             ("content-type", CONTENT_TYPE),
             ("x-amz-target", target.as_str()),
         ];
-        let c = &self.signing.credentials;
-        let identity = aws_credential_types::Credentials::new(
-            &c.access_key_id,
-            &c.secret_access_key,
-            c.session_token.clone(),
-            None,
-            "cutover",
-        )
-        .into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.signing.region)
-            .name(SERVICE)
-            .time(now)
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| e.to_string())?
-            .into();
-        let signable = SignableRequest::new(
-            "POST",
-            self.endpoint.as_str(),
-            headers.iter().copied(),
-            SignableBody::Bytes(&body),
-        )
-        .map_err(|e| e.to_string())?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| e.to_string())?
-            .into_parts();
         let mut request = http::Request::builder().method("POST").uri(uri);
         for (name, value) in headers {
             request = request.header(name, value);
         }
-        let mut request = request.body(body).map_err(|e| e.to_string())?;
-        instructions.apply_to_request_http1x(&mut request);
-        Ok(request)
+        let mut request = request.body(()).map_err(|e| e.to_string())?;
+        let c = &self.signing.credentials;
+        let access = AwsAccess::new(
+            &c.access_key_id,
+            &c.secret_access_key,
+            c.session_token.clone(),
+            &self.signing.region,
+        );
+        access.sign(
+            SERVICE,
+            &mut request,
+            SignableBody::Bytes(&body),
+            SigningSettings::default(),
+            now,
+        )?;
+        Ok(request.map(|()| body))
     }
 
     /// The output in a 2xx answer, or the error an error answer names.

@@ -1,6 +1,6 @@
-//! What the clients of AWS-compatible services on this machine (S3, Lambda) share without the
-//! SDK: credentials and region from the usual AWS variables, SigV4 signing, an HTTP agent and
-//! percent-encoding.
+//! What the clients of AWS-compatible services on this machine (S3, Lambda, and the operator
+//! commands' CodeDeploy client) share without the SDK: credentials and region, SigV4 signing, an
+//! HTTP agent and percent-encoding.
 
 use std::time::{Duration, SystemTime};
 
@@ -11,11 +11,11 @@ use aws_sigv4::sign::v4;
 /// Credentials and region, from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 /// `AWS_SESSION_TOKEN` and `AWS_REGION` (or `AWS_DEFAULT_REGION`, else us-east-1).
 #[derive(Clone)]
-pub(crate) struct AwsAccess {
+pub struct AwsAccess {
     access_key_id: String,
     secret_access_key: String,
     session_token: Option<String>,
-    pub(crate) region: String,
+    pub region: String,
 }
 
 impl std::fmt::Debug for AwsAccess {
@@ -28,6 +28,20 @@ impl std::fmt::Debug for AwsAccess {
 }
 
 impl AwsAccess {
+    pub fn new(
+        access_key_id: &str,
+        secret_access_key: &str,
+        session_token: Option<String>,
+        region: &str,
+    ) -> AwsAccess {
+        AwsAccess {
+            access_key_id: access_key_id.to_owned(),
+            secret_access_key: secret_access_key.to_owned(),
+            session_token,
+            region: region.to_owned(),
+        }
+    }
+
     /// `None` when there are no credentials.
     pub(crate) fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Option<AwsAccess> {
         Some(AwsAccess {
@@ -41,9 +55,9 @@ impl AwsAccess {
     }
 
     /// Signs `request` for `service` as of `now`; the signature goes where `settings` say (the
-    /// `Authorization` header or the query). The request's own headers are signed, and `host`,
-    /// which the HTTP client adds from the URI.
-    pub(crate) fn sign<B>(
+    /// `Authorization` header or the query). The request's own headers are signed, and `host`:
+    /// the request's Host header if it has one, else the one the HTTP client adds from the URI.
+    pub fn sign<B>(
         &self,
         service: &str,
         request: &mut http::Request<B>,
@@ -74,7 +88,10 @@ impl AwsAccess {
             .authority()
             .map(|a| a.as_str().to_owned())
             .unwrap_or_default();
-        let mut headers = vec![("host", host.as_str())];
+        let mut headers = Vec::new();
+        if !request.headers().contains_key(http::header::HOST) {
+            headers.push(("host", host.as_str()));
+        }
         for (name, value) in request.headers() {
             let value = value
                 .to_str()
@@ -108,10 +125,20 @@ pub(crate) fn endpoint_from(
 }
 
 /// An HTTP agent that hands back every status as a response, trusting the web's root
-/// certificates.
-pub(crate) fn agent(timeout: Duration) -> ureq::Agent {
+/// certificates; each call takes at most `timeout`.
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    configured_agent(timeout, None)
+}
+
+/// [`agent`], giving up on a connection that takes longer than `connect`.
+pub fn agent_connecting_within(timeout: Duration, connect: Duration) -> ureq::Agent {
+    configured_agent(timeout, Some(connect))
+}
+
+fn configured_agent(timeout: Duration, connect: Option<Duration>) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
+        .timeout_connect(connect)
         .http_status_as_error(false)
         .tls_config(
             ureq::tls::TlsConfig::builder()

@@ -2,7 +2,7 @@
 //! hosts, a local traffic registry and local alarms, and clients of S3 and Lambda without the
 //! SDK) and the driver loop behind `cutover local`.
 
-mod aws_http;
+pub mod aws_http;
 pub mod driver;
 pub mod lambda;
 pub mod ports;
