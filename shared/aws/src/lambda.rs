@@ -9,8 +9,8 @@ use aws_sdk_lambda::error::SdkError;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{AliasRoutingConfiguration, InvocationType};
 use cutover_core::DeploymentId;
-use cutover_core::appspec::LambdaFunction;
-use cutover_core::model::{ErrorCode, ErrorInformation};
+use cutover_core::appspec::{AliasRoute, LambdaFunction};
+use cutover_core::model::ErrorInformation;
 use cutover_engine::{HookFunctions, LambdaTraffic, PortError};
 
 use crate::error::{code, port_error};
@@ -68,25 +68,15 @@ impl LambdaFunctions {
 
 impl LambdaTraffic for LambdaFunctions {
     async fn check(&self, f: &LambdaFunction) -> Result<Option<ErrorInformation>, PortError> {
-        let invalid = |code, message: String| Ok(Some(ErrorInformation::new(code, message)));
-        if !self.version_exists(&f.name, "$LATEST").await? {
-            return invalid(
-                ErrorCode::InvalidLambdaFunction,
-                format!("Lambda function '{}' does not exist", f.name),
-            );
+        if let Some(problem) = f.versions_problem() {
+            return Ok(Some(problem));
         }
-        for (role, version) in [
-            ("CurrentVersion", &f.current_version),
-            ("TargetVersion", &f.target_version),
-        ] {
+        if !self.version_exists(&f.name, "$LATEST").await? {
+            return Ok(Some(f.missing_function()));
+        }
+        for (field, version) in f.versions() {
             if !self.version_exists(&f.name, version).await? {
-                return invalid(
-                    ErrorCode::InvalidLambdaConfiguration,
-                    format!(
-                        "{role} {version} of Lambda function '{}' does not exist; publish it first",
-                        f.name
-                    ),
-                );
+                return Ok(Some(f.missing_version(field, version)));
             }
         }
         let alias = match self
@@ -99,41 +89,18 @@ impl LambdaTraffic for LambdaFunctions {
         {
             Ok(alias) => alias,
             Err(e) if code(&e) == Some("ResourceNotFoundException") => {
-                return invalid(
-                    ErrorCode::InvalidLambdaConfiguration,
-                    format!(
-                        "alias '{}' of Lambda function '{}' does not exist",
-                        f.alias, f.name
-                    ),
-                );
+                return Ok(Some(f.missing_alias()));
             }
             Err(e) => return Err(port_error("lambda:GetAlias", e)),
         };
-        let pointed = alias.function_version().unwrap_or_default();
-        let extra = alias
+        let weights = alias
             .routing_config()
             .and_then(|r| r.additional_version_weights())
-            .filter(|w| !w.is_empty());
-        if pointed != f.current_version || extra.is_some() {
-            let with = extra
-                .map(|w| {
-                    let mut parts: Vec<String> = w
-                        .iter()
-                        .map(|(v, weight)| format!("{}% on version {v}", weight * 100.0))
-                        .collect();
-                    parts.sort();
-                    format!(" with {}", parts.join(", "))
-                })
-                .unwrap_or_default();
-            return invalid(
-                ErrorCode::InvalidLambdaConfiguration,
-                format!(
-                    "alias '{}' of Lambda function '{}' points at version {pointed}{with}, not at CurrentVersion {} alone",
-                    f.alias, f.name, f.current_version
-                ),
-            );
-        }
-        Ok(None)
+            .into_iter()
+            .flatten()
+            .map(|(version, weight)| (version.clone(), *weight));
+        let route = AliasRoute::new(alias.function_version().unwrap_or_default(), weights);
+        Ok(f.route_problem(&route))
     }
 
     async fn shift(&self, f: &LambdaFunction, percent: u8) -> Result<(), PortError> {

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use aws_sigv4::http_request::{SignableBody, SigningSettings};
 use cutover_core::DeploymentId;
-use cutover_core::appspec::LambdaFunction;
-use cutover_core::model::{ErrorCode, ErrorInformation};
+use cutover_core::appspec::{AliasRoute, LambdaFunction};
+use cutover_core::model::ErrorInformation;
 use cutover_engine::{HookFunctions, LambdaTraffic, PortError};
 use serde_json::{Value, json};
 
@@ -158,60 +158,29 @@ impl LambdaApi {
 
 impl LambdaTraffic for LambdaApi {
     async fn check(&self, f: &LambdaFunction) -> Result<Option<ErrorInformation>, PortError> {
-        let versions = [
-            ("CurrentVersion", &f.current_version),
-            ("TargetVersion", &f.target_version),
-        ];
-        for (field, version) in versions {
-            if !is_version_number(version) {
-                return Ok(Some(configuration_error(format!(
-                    "{field} '{version}' of Lambda function '{}' is not the number of a published version: an alias shifts traffic between published versions",
-                    f.name
-                ))));
-            }
+        if let Some(problem) = f.versions_problem() {
+            return Ok(Some(problem));
         }
         if let Answer::NotFound(_) = self.call(Call::get_function(&f.name, None)).await? {
-            return Ok(Some(ErrorInformation::new(
-                ErrorCode::InvalidLambdaFunction,
-                format!("Lambda function '{}' does not exist", f.name),
-            )));
+            return Ok(Some(f.missing_function()));
         }
-        for (field, version) in versions {
+        for (field, version) in f.versions() {
             let call = Call::get_function(&f.name, Some(version));
             if let Answer::NotFound(_) = self.call(call).await? {
-                return Ok(Some(configuration_error(format!(
-                    "Lambda function '{}' has no version {version} (its {field})",
-                    f.name
-                ))));
+                return Ok(Some(f.missing_version(field, version)));
             }
         }
         let alias = match self.call(Call::get_alias(f)).await? {
-            Answer::NotFound(_) => {
-                return Ok(Some(configuration_error(format!(
-                    "Lambda function '{}' has no alias '{}'",
-                    f.name, f.alias
-                ))));
-            }
+            Answer::NotFound(_) => return Ok(Some(f.missing_alias())),
             Answer::Done(alias) => alias,
         };
-        let route = Route::of(&alias).ok_or_else(|| {
+        let route = route_of(&alias).ok_or_else(|| {
             PortError::permanent(format!(
                 "Lambda's answer to GetAlias of alias '{}' of '{}' names no FunctionVersion: {alias}",
                 f.alias, f.name
             ))
         })?;
-        if route.version == f.current_version && route.weights.is_empty() {
-            return Ok(None);
-        }
-        let alone = if route.version == f.current_version {
-            " alone"
-        } else {
-            ""
-        };
-        Ok(Some(configuration_error(format!(
-            "alias '{}' of Lambda function '{}' points at {route}, not at CurrentVersion {}{alone}",
-            f.alias, f.name, f.current_version
-        ))))
+        Ok(f.route_problem(&route))
     }
 
     async fn shift(&self, f: &LambdaFunction, percent: u8) -> Result<(), PortError> {
@@ -411,57 +380,22 @@ fn answer(
     }
 }
 
-/// Where an alias sends its traffic.
-#[derive(Clone, Debug, PartialEq)]
-struct Route {
-    version: String,
-    /// The other versions and their shares, by version.
-    weights: Vec<(String, f64)>,
-}
-
-impl Route {
-    /// From GetAlias's answer; `None` without a `FunctionVersion`.
-    fn of(alias: &Value) -> Option<Route> {
-        let version = alias.get("FunctionVersion")?.as_str()?.to_owned();
-        let mut weights: Vec<(String, f64)> = alias
-            .pointer("/RoutingConfig/AdditionalVersionWeights")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .map(|(v, w)| (v.clone(), w.as_f64().unwrap_or(0.0)))
-            .collect();
-        weights.sort_by(|a, b| a.0.cmp(&b.0));
-        Some(Route { version, weights })
-    }
-}
-
-impl std::fmt::Display for Route {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "version {}", self.version)?;
-        for (i, (version, weight)) in self.weights.iter().enumerate() {
-            let percent = (weight * 10_000.0).round() / 100.0;
-            let joint = if i == 0 { " (with " } else { ", " };
-            write!(f, "{joint}{percent}% on version {version}")?;
-        }
-        if !self.weights.is_empty() {
-            write!(f, ")")?;
-        }
-        Ok(())
-    }
-}
-
-/// Whether `version` is a published version's number (not `$LATEST`, not an alias).
-fn is_version_number(version: &str) -> bool {
-    !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit())
-}
-
-fn configuration_error(message: String) -> ErrorInformation {
-    ErrorInformation::new(ErrorCode::InvalidLambdaConfiguration, message)
+/// Where an alias sends its traffic, from GetAlias's answer; `None` without a `FunctionVersion`.
+fn route_of(alias: &Value) -> Option<AliasRoute> {
+    let version = alias.get("FunctionVersion")?.as_str()?;
+    let weights = alias
+        .pointer("/RoutingConfig/AdditionalVersionWeights")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(v, w)| (v.clone(), w.as_f64().unwrap_or(0.0)));
+    Some(AliasRoute::new(version, weights))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cutover_core::model::ErrorCode;
 
     fn api() -> LambdaApi {
         LambdaApi::from_lookup(|name| match name {
@@ -641,14 +575,14 @@ mod tests {
     }
 
     #[test]
-    fn routes_say_where_an_alias_sends_its_traffic() {
-        let route = Route::of(&json!({
+    fn routes_are_read_from_get_alias() {
+        let route = route_of(&json!({
             "FunctionVersion": "3",
             "RoutingConfig": {"AdditionalVersionWeights": {"4": 0.1}},
         }))
         .unwrap();
         assert_eq!(route.to_string(), "version 3 (with 10% on version 4)");
-        let route = Route::of(&json!({
+        let route = route_of(&json!({
             "FunctionVersion": "2",
             "RoutingConfig": {"AdditionalVersionWeights": {"5": 0.025, "4": 0.5}},
         }))
@@ -662,17 +596,9 @@ mod tests {
             json!({"FunctionVersion": "2", "RoutingConfig": null}),
             json!({"FunctionVersion": "2", "RoutingConfig": {"AdditionalVersionWeights": {}}}),
         ] {
-            assert_eq!(Route::of(&alias).unwrap().to_string(), "version 2");
+            assert_eq!(route_of(&alias).unwrap().to_string(), "version 2");
         }
-        assert_eq!(Route::of(&json!({})), None);
-    }
-
-    #[test]
-    fn only_numbers_are_published_versions() {
-        assert!(is_version_number("12"));
-        for v in ["", "$LATEST", "live", "1.0", "-1"] {
-            assert!(!is_version_number(v), "{v}");
-        }
+        assert_eq!(route_of(&json!({})), None);
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use super::read::{Problem, Record, record};
 use super::resource::{Hooks, LAMBDA_FUNCTION, ResourcePlatform, Resources};
 use super::scalar::{LambdaVersion, Version};
 use crate::lifecycle::LifecycleEventName;
-use crate::model::ComputePlatform;
+use crate::model::{ComputePlatform, ErrorCode, ErrorInformation};
 
 /// A checked Lambda AppSpec.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +43,120 @@ pub struct LambdaFunction {
     pub current_version: String,
     /// The version the alias is moved to.
     pub target_version: String,
+}
+
+/// The names the AppSpec gives a function's two versions, with the versions.
+type NamedVersions<'a> = [(&'static str, &'a str); 2];
+
+/// What a Lambda deployment checks before it moves any traffic, and what it says when a check
+/// fails: the same from every client of the Lambda API. The client asks, in this order, whether
+/// the versions are numbers, the function exists, each version exists, the alias exists, and
+/// where the alias sends its traffic.
+impl LambdaFunction {
+    /// `CurrentVersion` and `TargetVersion`, named.
+    pub fn versions(&self) -> NamedVersions<'_> {
+        [
+            ("CurrentVersion", &self.current_version),
+            ("TargetVersion", &self.target_version),
+        ]
+    }
+
+    /// Why the versions cannot be shifted between, if they are not published versions' numbers.
+    pub fn versions_problem(&self) -> Option<ErrorInformation> {
+        let (field, version) = self
+            .versions()
+            .into_iter()
+            .find(|(_, v)| !is_version_number(v))?;
+        Some(configuration_error(format!(
+            "{field} '{version}' of Lambda function '{}' is not the number of a published version: an alias shifts traffic between published versions",
+            self.name
+        )))
+    }
+
+    pub fn missing_function(&self) -> ErrorInformation {
+        ErrorInformation::new(
+            ErrorCode::InvalidLambdaFunction,
+            format!("Lambda function '{}' does not exist", self.name),
+        )
+    }
+
+    /// `version`, named `field` in the AppSpec, does not exist.
+    pub fn missing_version(&self, field: &str, version: &str) -> ErrorInformation {
+        configuration_error(format!(
+            "Lambda function '{}' has no version {version} (its {field})",
+            self.name
+        ))
+    }
+
+    pub fn missing_alias(&self) -> ErrorInformation {
+        configuration_error(format!(
+            "Lambda function '{}' has no alias '{}'",
+            self.name, self.alias
+        ))
+    }
+
+    /// Why the alias, sending its traffic along `route`, cannot be deployed from: it must send
+    /// all of it to `CurrentVersion`.
+    pub fn route_problem(&self, route: &AliasRoute) -> Option<ErrorInformation> {
+        if route.version == self.current_version && route.weights.is_empty() {
+            return None;
+        }
+        let alone = if route.version == self.current_version {
+            " alone"
+        } else {
+            ""
+        };
+        Some(configuration_error(format!(
+            "alias '{}' of Lambda function '{}' points at {route}, not at CurrentVersion {}{alone}",
+            self.alias, self.name, self.current_version
+        )))
+    }
+}
+
+/// Where an alias sends its traffic: its version, and other versions with their shares.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AliasRoute {
+    pub version: String,
+    /// Sorted by version.
+    pub weights: Vec<(String, f64)>,
+}
+
+impl AliasRoute {
+    pub fn new(
+        version: impl Into<String>,
+        weights: impl IntoIterator<Item = (String, f64)>,
+    ) -> Self {
+        let mut weights: Vec<(String, f64)> = weights.into_iter().collect();
+        weights.sort_by(|a, b| a.0.cmp(&b.0));
+        AliasRoute {
+            version: version.into(),
+            weights,
+        }
+    }
+}
+
+impl std::fmt::Display for AliasRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "version {}", self.version)?;
+        for (i, (version, weight)) in self.weights.iter().enumerate() {
+            let percent = (weight * 10_000.0).round() / 100.0;
+            let joint = if i == 0 { " (with " } else { ", " };
+            write!(f, "{joint}{percent}% on version {version}")?;
+        }
+        if !self.weights.is_empty() {
+            write!(f, ")")?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `version` is a published version's number (not `$LATEST`, not an alias).
+fn is_version_number(version: &str) -> bool {
+    !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn configuration_error(message: String) -> ErrorInformation {
+    ErrorInformation::new(ErrorCode::InvalidLambdaConfiguration, message)
 }
 
 record! {
@@ -120,6 +234,65 @@ impl Record for FunctionProperties {
             current_version: current.0,
             target_version: target.0,
         })
+    }
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+
+    #[test]
+    fn routes_say_where_an_alias_sends_its_traffic() {
+        let route = AliasRoute::new("3", [("4".to_owned(), 0.1)]);
+        assert_eq!(route.to_string(), "version 3 (with 10% on version 4)");
+        let route = AliasRoute::new("2", [("5".to_owned(), 0.025), ("4".to_owned(), 0.5)]);
+        assert_eq!(
+            route.to_string(),
+            "version 2 (with 50% on version 4, 2.5% on version 5)"
+        );
+        assert_eq!(AliasRoute::new("2", []).to_string(), "version 2");
+    }
+
+    #[test]
+    fn only_numbers_are_published_versions() {
+        assert!(is_version_number("12"));
+        for v in ["", "$LATEST", "live", "1.0", "-1"] {
+            assert!(!is_version_number(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn only_an_alias_on_current_version_alone_can_be_deployed_from() {
+        let f = LambdaFunction {
+            name: "shop".into(),
+            alias: "live".into(),
+            current_version: "1".into(),
+            target_version: "2".into(),
+        };
+        assert_eq!(f.versions_problem(), None);
+        assert_eq!(f.route_problem(&AliasRoute::new("1", [])), None);
+        let weighted = f
+            .route_problem(&AliasRoute::new("1", [("2".to_owned(), 0.1)]))
+            .unwrap();
+        assert_eq!(
+            weighted.message,
+            "alias 'live' of Lambda function 'shop' points at version 1 (with 10% on version 2), not at CurrentVersion 1 alone"
+        );
+        let elsewhere = f.route_problem(&AliasRoute::new("2", [])).unwrap();
+        assert_eq!(
+            elsewhere.message,
+            "alias 'live' of Lambda function 'shop' points at version 2, not at CurrentVersion 1"
+        );
+        let latest = LambdaFunction {
+            target_version: "$LATEST".into(),
+            ..f
+        };
+        let problem = latest.versions_problem().unwrap();
+        assert_eq!(problem.code, ErrorCode::InvalidLambdaConfiguration);
+        assert!(
+            problem.message.contains("TargetVersion '$LATEST'"),
+            "{problem:?}"
+        );
     }
 }
 
