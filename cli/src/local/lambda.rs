@@ -9,7 +9,9 @@ use anyhow::{Context, bail};
 use clap::Args;
 use cutover_agent::bundle::find_appspec;
 use cutover_core::DeploymentId;
-use cutover_core::appspec::{LambdaAppSpec, detect_platform, parse_lambda};
+use cutover_core::appspec::{
+    LambdaAppSpec, MAX_LAMBDA_APPSPEC_BYTES, detect_platform, parse_lambda,
+};
 use cutover_core::machine::CreateDeployment;
 use cutover_core::model::{
     AppSpecContent, ComputePlatform, DeploymentCreator, DeploymentOption, DeploymentStyle,
@@ -25,8 +27,6 @@ use crate::Outcome;
 
 /// The configuration of a Lambda deployment when `--config` does not name one.
 const DEFAULT_LAMBDA_CONFIG: &str = "CodeDeployDefault.LambdaAllAtOnce";
-/// The longest AppSpec file read.
-const MAX_APPSPEC: u64 = 1 << 20;
 
 /// The options of `cutover local deploy` that only Lambda AppSpecs take.
 #[derive(Debug, Default, Args)]
@@ -81,7 +81,7 @@ pub fn lambda_appspec(revision: &Path) -> anyhow::Result<Option<(PathBuf, String
     let size = std::fs::metadata(&file)
         .with_context(|| format!("revision {}", file.display()))?
         .len();
-    if size > MAX_APPSPEC {
+    if size > MAX_LAMBDA_APPSPEC_BYTES {
         return Ok(None);
     }
     let text = std::fs::read_to_string(&file)

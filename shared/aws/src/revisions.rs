@@ -4,6 +4,7 @@
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use cutover_core::appspec::MAX_LAMBDA_APPSPEC_BYTES;
 use cutover_core::machine::Deployment;
 use cutover_core::model::{
     BundleType, ComputePlatform, ErrorCode, ErrorInformation, RevisionLocation, S3Location,
@@ -94,7 +95,7 @@ impl RevisionSource for S3Revisions {
 
 impl S3Revisions {
     /// A Lambda revision: inline, it is checked when the deployment is created; in S3, its
-    /// AppSpec is read here (YAML or JSON, at most [`MAX_APPSPEC`] bytes) and pinned.
+    /// AppSpec is read here (YAML or JSON, at most [`MAX_LAMBDA_APPSPEC_BYTES`] bytes) and pinned.
     async fn lambda_appspec(&self, revision: &RevisionLocation) -> Result<Validation, PortError> {
         let loc = match revision {
             RevisionLocation::AppSpecContent(_) | RevisionLocation::String(_) => {
@@ -141,11 +142,11 @@ impl S3Revisions {
             }
             Err(e) => return unreadable(&name, loc, e),
         };
-        if object.content_length().unwrap_or(0) > MAX_APPSPEC as i64 {
+        if object.content_length().unwrap_or(0) > MAX_LAMBDA_APPSPEC_BYTES as i64 {
             return Ok(invalid(
                 ErrorCode::InvalidRevision,
                 format!(
-                    "{name} is over {MAX_APPSPEC} bytes; an AppSpec is a short YAML or JSON file"
+                    "{name} is over {MAX_LAMBDA_APPSPEC_BYTES} bytes; an AppSpec is a short YAML or JSON file"
                 ),
             ));
         }
@@ -175,9 +176,6 @@ impl S3Revisions {
         })
     }
 }
-
-/// The longest Lambda AppSpec read from S3.
-pub const MAX_APPSPEC: usize = 1 << 20;
 
 /// An object that could not be read: missing, forbidden, or a failure to try again.
 fn unreadable<E>(name: &str, loc: &S3Location, e: SdkError<E>) -> Result<Validation, PortError>

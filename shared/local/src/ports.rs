@@ -15,7 +15,7 @@ use cutover_agent::layout::{DEFAULT_ROOT, DeploymentRoot};
 use cutover_agent::permissions::Tools;
 use cutover_agent::run::{BundleSource, RunRequest, now};
 use cutover_core::appspec::LambdaFunction;
-use cutover_core::appspec::parse_server;
+use cutover_core::appspec::{MAX_LAMBDA_APPSPEC_BYTES, parse_server};
 use cutover_core::lifecycle::LifecycleEventName;
 use cutover_core::lock::LockDecision;
 use cutover_core::machine::{
@@ -442,9 +442,10 @@ impl LocalRevisions {
             return Validation::valid();
         };
         let wanted = pinned.clone();
-        let read = tokio::task::spawn_blocking(move || s3.get_text(&wanted, MAX_APPSPEC))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+        let read =
+            tokio::task::spawn_blocking(move || s3.get_text(&wanted, MAX_LAMBDA_APPSPEC_BYTES))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
         match read {
             Ok((_, text)) => Validation::Valid {
                 pinned: Some(RevisionLocation::S3(pinned)),
@@ -457,15 +458,12 @@ impl LocalRevisions {
     }
 }
 
-/// The longest Lambda AppSpec read.
-const MAX_APPSPEC: u64 = 1 << 20;
-
 /// The text of an AppSpec file, refusing one too large to be an AppSpec.
 fn read_appspec_file(file: &Path) -> Result<String, String> {
     let size = std::fs::metadata(file)
         .map_err(|e| format!("{}: {e}", file.display()))?
         .len();
-    if size > MAX_APPSPEC {
+    if size > MAX_LAMBDA_APPSPEC_BYTES {
         return Err(format!(
             "{} is {size} bytes; an AppSpec is a short YAML or JSON file",
             file.display()

@@ -45,6 +45,9 @@ pub struct LambdaFunction {
     pub target_version: String,
 }
 
+/// The largest Lambda AppSpec file read, in bytes: an AppSpec is a short YAML or JSON file.
+pub const MAX_LAMBDA_APPSPEC_BYTES: u64 = 1 << 20;
+
 /// The names the AppSpec gives a function's two versions, with the versions.
 type NamedVersions<'a> = [(&'static str, &'a str); 2];
 

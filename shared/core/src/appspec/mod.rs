@@ -34,7 +34,7 @@ use serde::Serialize;
 use serde::de::IgnoredAny;
 
 pub use ecs::{AwsvpcConfiguration, CapacityProviderStrategyItem, EcsAppSpec};
-pub use lambda::{AliasRoute, LambdaAppSpec, LambdaFunction};
+pub use lambda::{AliasRoute, LambdaAppSpec, LambdaFunction, MAX_LAMBDA_APPSPEC_BYTES};
 pub use scalar::{AssignPublicIp, Mode, Os, PermissionType};
 pub use server::{
     DEFAULT_SCRIPT_TIMEOUT, FileMapping, HookScript, Permission, SeLinuxContext, ServerAppSpec,
