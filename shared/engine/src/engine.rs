@@ -182,6 +182,11 @@ impl<P: Ports> Engine<P> {
     /// cannot be read, unless the deployment says to ignore that).
     pub async fn check_alarms(&self, id: &DeploymentId) -> Result<Deployment, EngineError> {
         let d = self.load(id).await?;
+        self.alarms_checked(d).await
+    }
+
+    /// [`Engine::check_alarms`] of `d`, as this step last read it.
+    async fn alarms_checked(&self, d: Deployment) -> Result<Deployment, EngineError> {
         let watched = &d.options.alarm_configuration;
         if d.is_finished() || !watched.enabled || watched.alarms.is_empty() {
             return Ok(d);
@@ -192,7 +197,8 @@ impl<P: Ports> Engine<P> {
             Ok(Some(alarm)) => Event::AlarmRaised { alarm },
             Err(e) => Event::AlarmPollFailed { message: e.message },
         };
-        self.deliver(id, vec![event]).await
+        let id = d.deployment_id.clone();
+        self.decide(&id, Some(d), vec![event], Vec::new()).await
     }
 
     async fn carry_out(&self, id: &DeploymentId, command: Command) -> Result<(), EngineError> {
@@ -475,7 +481,7 @@ impl<P: Ports> Engine<P> {
         if !asked(&d) {
             return Ok(());
         }
-        let d = self.check_alarms(id).await?;
+        let d = self.alarms_checked(d).await?;
         if !asked(&d) {
             return Ok(());
         }
