@@ -85,17 +85,16 @@ impl LambdaApi {
             request = request.header(*name, *value);
         }
         let mut request = request
-            .body(body)
+            .body(())
             .map_err(|e| format!("{} makes no request: {e}", call.what))?;
-        let payload = request.body().clone();
         self.access.sign(
             "lambda",
             &mut request,
-            SignableBody::Bytes(&payload),
+            SignableBody::Bytes(&body),
             SigningSettings::default(),
             now,
         )?;
-        Ok(request)
+        Ok(request.map(|()| body))
     }
 
     /// Makes `call`, blocking; what the API answered.
