@@ -158,6 +158,8 @@ def main(argv: list[str]) -> int:
     )
     try:
         server.serve_forever()
+    except SystemExit:
+        pass
     finally:
         # Scripts and functions still running belong to this emulator: they go with it.
         ssm_commands.stop_all()
@@ -165,7 +167,11 @@ def main(argv: list[str]) -> int:
         server.server_close()
         if temporary_lambda_dir:
             shutil.rmtree(lambda_dir, ignore_errors=True)
-    return 0
+    # Stopped means stopped at once: no thread left behind by moto or by a request that was
+    # being answered (a function's call back into the emulator, say) may hold the exit up.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
