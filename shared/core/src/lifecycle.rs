@@ -192,6 +192,23 @@ pub fn server_in_place(with_traffic_control: bool) -> Vec<LifecycleEventName> {
     events
 }
 
+/// The events that take a host out of a load balancer.
+pub const BLOCK_TRAFFIC: [LifecycleEventName; 3] =
+    [BeforeBlockTraffic, BlockTraffic, AfterBlockTraffic];
+
+/// The events that put a host into a load balancer.
+pub const ALLOW_TRAFFIC: [LifecycleEventName; 3] =
+    [BeforeAllowTraffic, AllowTraffic, AfterAllowTraffic];
+
+/// The events of a replacement (green) host in a blue/green deployment, in order: the install,
+/// then, when traffic is rerouted, the Allow events. The original (blue) hosts run
+/// [`BLOCK_TRAFFIC`].
+pub fn server_replacement() -> Vec<LifecycleEventName> {
+    let mut events = server_in_place(false);
+    events.extend(ALLOW_TRAFFIC);
+    events
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,7 +75,8 @@ fn refused(e: GroupError) -> ApiError {
             "InvalidBlueGreenDeploymentConfigurationException"
         }
         GroupError::MissingLoadBalancerInfo { .. } => "InvalidLoadBalancerInfoException",
-        GroupError::PlatformNeedsBlueGreen { .. } => "InvalidDeploymentStyleException",
+        GroupError::PlatformNeedsBlueGreen { .. }
+        | GroupError::BlueGreenWithoutTrafficControl { .. } => "InvalidDeploymentStyleException",
         GroupError::RollbackWithoutEvents { .. } => "InvalidAutoRollbackConfigException",
         GroupError::DuplicateTrigger { .. } => "InvalidTriggerConfigException",
     };

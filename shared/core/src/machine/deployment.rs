@@ -92,6 +92,10 @@ pub struct DeploymentOptions {
     /// ready to move it back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bake_time_in_minutes: Option<u32>,
+    /// How many replacement hosts a blue/green deployment provisions where the fleet does not
+    /// say (simulated local hosts): by default as many as the original hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement_hosts: Option<u32>,
 }
 
 /// One target of a deployment and its lifecycle events.
@@ -231,6 +235,8 @@ pub struct CreateDeployment {
     pub time_scale: Option<u32>,
     /// See [`DeploymentOptions::bake_time_in_minutes`].
     pub bake_time_in_minutes: Option<u32>,
+    /// See [`DeploymentOptions::replacement_hosts`].
+    pub replacement_hosts: Option<u32>,
 }
 
 impl CreateDeployment {
@@ -257,6 +263,7 @@ impl CreateDeployment {
             target_instances: None,
             time_scale: None,
             bake_time_in_minutes: None,
+            replacement_hosts: None,
         }
     }
 }
@@ -308,6 +315,7 @@ impl Deployment {
                 target_instances: req.target_instances,
                 time_scale: req.time_scale,
                 bake_time_in_minutes: req.bake_time_in_minutes,
+                replacement_hosts: req.replacement_hosts,
             },
             group: req.group,
             config: req.config,
@@ -340,6 +348,24 @@ impl Deployment {
 
     pub fn is_finished(&self) -> bool {
         self.phase.is_finished()
+    }
+
+    /// A blue/green deployment to hosts: it replaces them rather than updating them.
+    pub fn is_blue_green(&self) -> bool {
+        self.group.compute_platform == ComputePlatform::Server
+            && self.group.deployment_style.deployment_type == DeploymentType::BlueGreen
+    }
+
+    /// Whether the wait before a blue/green deployment terminates its original hosts has begun.
+    pub fn termination_wait_started(&self) -> bool {
+        match self.phase {
+            Phase::WaitingToTerminate { .. } => true,
+            Phase::ReleasingOriginals
+            | Phase::Finished {
+                status: super::FinalStatus::Succeeded,
+            } => self.is_blue_green() && super::blue_green::termination(self).is_some(),
+            _ => false,
+        }
     }
 
     pub fn with_traffic_control(&self) -> bool {
@@ -420,7 +446,7 @@ impl Deployment {
             rollback_info: self.rollback_info.clone(),
             deployment_style: self.group.deployment_style,
             target_instances: self.options.target_instances.clone(),
-            instance_termination_wait_time_started: false,
+            instance_termination_wait_time_started: self.termination_wait_started(),
             blue_green_deployment_configuration: self.group.blue_green_deployment_configuration,
             load_balancer_info: self.group.load_balancer_info.clone(),
             file_exists_behavior: self.options.file_exists_behavior,
@@ -458,11 +484,6 @@ impl Deployment {
 }
 
 fn check_server_request(req: &CreateDeployment) -> Result<(), CoreError> {
-    if req.group.deployment_style.deployment_type == DeploymentType::BlueGreen {
-        return Err(CoreError::Unsupported(
-            "a BLUE_GREEN deployment on the Server compute platform".into(),
-        ));
-    }
     if let Some(content) = req.revision.inline_content() {
         return Err(CoreError::InvalidRevision(format!(
             "Server deployments install a bundle (S3, GitHub or a local path); an inline AppSpec ({} characters) can only deploy Lambda functions or ECS services",

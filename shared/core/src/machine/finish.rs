@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::phase::Ending;
-use super::{Command, Deployment, FinalStatus, Phase, PreviousDeployment, lambda};
+use super::{Command, Deployment, FinalStatus, Phase, PreviousDeployment, blue_green, lambda};
 use crate::ids::TargetId;
 use crate::model::{
     AlarmConfiguration, AutoRollbackConfiguration, AutoRollbackEvent, ComputePlatform,
@@ -49,6 +49,17 @@ pub(super) fn stop_on_alarm(
     );
 }
 
+/// Stops the deployment for `error`, without a rollback deployment: a wait ran out, for
+/// example.
+pub(super) fn stop(
+    d: &mut Deployment,
+    error: ErrorInformation,
+    now: Timestamp,
+    out: &mut Vec<Command>,
+) {
+    end(d, FinalStatus::Stopped, Some(error), None, now, out);
+}
+
 /// `StopDeployment`. Its `autoRollbackEnabled` flag, when given, decides the rollback; otherwise
 /// the deployment's `DEPLOYMENT_STOP_ON_REQUEST` setting does.
 pub(super) fn stop_on_request(
@@ -91,7 +102,7 @@ pub(super) fn stop_on_request(
 }
 
 /// Ends the deployment, or first puts a Lambda alias whose traffic may have moved back on its
-/// current version.
+/// current version, or first undoes what a blue/green deployment did to the fleet.
 fn end(
     d: &mut Deployment,
     status: FinalStatus,
@@ -102,6 +113,10 @@ fn end(
 ) {
     if status != FinalStatus::Succeeded && lambda::restores_first(d) {
         lambda::restore(d, Ending { status, error }, out);
+        return;
+    }
+    if status != FinalStatus::Succeeded && blue_green::cleans_up_first(d) {
+        blue_green::clean_up(d, Ending { status, error }, now, out);
         return;
     }
     end_now(d, status, error, rollback_on, now, out);
@@ -140,11 +155,12 @@ fn end_now(
     });
 
     let mut hand_lock_to = None;
-    // A Lambda deployment moves its alias back itself, before it ends; no rollback deployment
-    // is needed.
+    // A Lambda deployment moves its alias back itself, before it ends, and a blue/green
+    // deployment routes traffic back to its original hosts; neither needs a rollback
+    // deployment.
     let wanted = rollback_on
         .filter(|e| d.options.auto_rollback_configuration.rolls_back_on(*e))
-        .filter(|_| d.group.compute_platform == ComputePlatform::Server);
+        .filter(|_| d.group.compute_platform == ComputePlatform::Server && !d.is_blue_green());
     if let Some(trigger) = wanted {
         match rollback_of(d, trigger, now) {
             Ok(rollback) => {

@@ -16,6 +16,7 @@ use super::{
     Command, CoreError, Deployment, HostCommand, LifecycleOutcome, OutcomeStatus, Phase, Target,
     finish,
 };
+use crate::config::HostPlan;
 use crate::ids::TargetId;
 use crate::lifecycle::{self, LifecycleEventName};
 use crate::model::{
@@ -30,18 +31,7 @@ pub(super) fn start(
     now: Timestamp,
     out: &mut Vec<Command>,
 ) -> Result<(), CoreError> {
-    let mut unique: Vec<TargetId> = Vec::with_capacity(targets.len());
-    for t in targets {
-        if t.as_str().is_empty() {
-            return Err(CoreError::InvalidEvent {
-                event: "TargetsResolved",
-                reason: "a target id is empty".into(),
-            });
-        }
-        if !unique.contains(&t) {
-            unique.push(t);
-        }
-    }
+    let unique = distinct(targets, "TargetsResolved")?;
     if unique.is_empty() {
         let error = ErrorInformation::new(
             ErrorCode::NoInstances,
@@ -74,6 +64,26 @@ pub(super) fn start(
     d.phase = Phase::InPlace { plan };
     progress(d, now, out);
     Ok(())
+}
+
+/// The targets an event names, each once, in order; an empty id is refused.
+pub(super) fn distinct(
+    targets: Vec<TargetId>,
+    event: &'static str,
+) -> Result<Vec<TargetId>, CoreError> {
+    let mut unique: Vec<TargetId> = Vec::with_capacity(targets.len());
+    for t in targets {
+        if t.as_str().is_empty() {
+            return Err(CoreError::InvalidEvent {
+                event,
+                reason: "a target id is empty".into(),
+            });
+        }
+        if !unique.contains(&t) {
+            unique.push(t);
+        }
+    }
+    Ok(unique)
 }
 
 /// `HostCommandClaimed`: the first claim of the target's current run stands, unless it has
@@ -141,15 +151,31 @@ pub(super) fn on_lifecycle_event(
     now: Timestamp,
     out: &mut Vec<Command>,
 ) {
+    if record_outcome(d, target, event, outcome, now, out) {
+        progress(d, now, out);
+    }
+}
+
+/// Records the outcome of an event handed to a target and still running, starts the next
+/// event of its run, and settles the target once all its events are over. False if the
+/// outcome is not for an event still running, which changes nothing.
+pub(super) fn record_outcome(
+    d: &mut Deployment,
+    target: &TargetId,
+    event: LifecycleEventName,
+    outcome: LifecycleOutcome,
+    now: Timestamp,
+    out: &mut Vec<Command>,
+) -> bool {
     let ignore_stop_failures = d.options.ignore_application_stop_failures;
     let Some(t) = d.targets.iter_mut().find(|t| &t.target_id == target) else {
-        return;
+        return false;
     };
     let Some(index) = t.lifecycle_events[..t.dispatched]
         .iter()
         .position(|e| e.lifecycle_event_name == event && !e.status.is_final())
     else {
-        return;
+        return false;
     };
     // The outcome is for an event still running, so from here on the target changes.
     let t = Arc::make_mut(t);
@@ -215,7 +241,7 @@ pub(super) fn on_lifecycle_event(
         };
         out.push(instance_notice(notice, target));
     }
-    progress(d, now, out);
+    true
 }
 
 /// Hands out the next run to every host whose current run is over, starts new hosts as the
@@ -224,19 +250,15 @@ fn progress(d: &mut Deployment, now: Timestamp, out: &mut Vec<Command>) {
     let Phase::InPlace { plan } = d.phase else {
         return;
     };
-    let mut runs: Vec<(Run, Vec<TargetId>)> = Vec::new();
-    let mut add = |run: Run, id: &TargetId| match runs.iter_mut().find(|(r, _)| *r == run) {
-        Some((_, ids)) => ids.push(id.clone()),
-        None => runs.push((run, vec![id.clone()])),
-    };
+    let mut runs = Runs::default();
 
     for t in d
         .targets
         .iter_mut()
         .filter(|t| t.status == TargetStatus::InProgress)
     {
-        if let Some(run) = dispatch_next_run(t, now) {
-            add(run, &t.target_id);
+        if let Some(run) = dispatch_next_run(t, now, usize::MAX) {
+            runs.add(run, &t.target_id);
         }
     }
 
@@ -258,12 +280,12 @@ fn progress(d: &mut Deployment, now: Timestamp, out: &mut Vec<Command>) {
             TriggerEventType::InstanceStart,
             &t.target_id,
         ));
-        if let Some(run) = dispatch_next_run(t, now) {
-            add(run, &t.target_id);
+        if let Some(run) = dispatch_next_run(t, now, usize::MAX) {
+            runs.add(run, &t.target_id);
         }
     }
 
-    out.extend(runs.into_iter().map(|(run, targets)| run.command(targets)));
+    out.extend(runs.commands());
 
     if in_progress > 0 {
         return;
@@ -273,39 +295,51 @@ fn progress(d: &mut Deployment, now: Timestamp, out: &mut Vec<Command>) {
     if pending == 0 && plan.is_success(succeeded) {
         finish::succeed(d, now, out);
     } else {
-        let failed_ids: Vec<&str> = d
-            .targets
-            .iter()
-            .filter(|t| t.status == TargetStatus::Failed)
-            .map(|t| t.target_id.as_str())
-            .collect();
-        let mut message = format!(
-            "{} of {} targets failed ({}). Deployment configuration {} ",
-            failed_ids.len(),
-            plan.fleet_size,
-            abbreviate(&failed_ids),
-            d.config.deployment_config_name,
-        );
-        if pending == 0 {
-            message += &format!("needs at least {} to succeed.", plan.minimum_successful);
-        } else {
-            message += &format!(
-                "keeps at least {} of {} healthy, so the other {} targets were not attempted.",
-                plan.minimum_healthy_hosts, plan.fleet_size, pending
-            );
-        }
-        finish::fail(
-            d,
-            ErrorInformation::new(ErrorCode::HealthConstraints, message),
-            now,
-            out,
+        fail_health(d, plan, pending, now, out);
+    }
+}
+
+/// Fails a deployment whose hosts can no longer meet `plan`, saying which failed and why the
+/// `pending` others were not attempted.
+pub(super) fn fail_health(
+    d: &mut Deployment,
+    plan: HostPlan,
+    pending: u32,
+    now: Timestamp,
+    out: &mut Vec<Command>,
+) {
+    let failed_ids: Vec<&str> = d
+        .targets
+        .iter()
+        .filter(|t| t.status == TargetStatus::Failed)
+        .map(|t| t.target_id.as_str())
+        .collect();
+    let mut message = format!(
+        "{} of {} targets failed ({}). Deployment configuration {} ",
+        failed_ids.len(),
+        plan.fleet_size,
+        abbreviate(&failed_ids),
+        d.config.deployment_config_name,
+    );
+    if pending == 0 {
+        message += &format!("needs at least {} to succeed.", plan.minimum_successful);
+    } else {
+        message += &format!(
+            "keeps at least {} of {} healthy, so the other {} targets were not attempted.",
+            plan.minimum_healthy_hosts, plan.fleet_size, pending
         );
     }
+    finish::fail(
+        d,
+        ErrorInformation::new(ErrorCode::HealthConstraints, message),
+        now,
+        out,
+    );
 }
 
 /// A run of lifecycle events that one executor performs without coming back in between.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Run {
+pub(super) enum Run {
     Host(Vec<LifecycleEventName>),
     BlockTraffic,
     AllowTraffic,
@@ -329,10 +363,34 @@ impl Run {
     }
 }
 
-/// If the target's handed-out events have all finished, hands out the next run. A target with
-/// nothing to hand out is left as it is, still shared.
-fn dispatch_next_run(t: &mut Arc<Target>, now: Timestamp) -> Option<Run> {
-    let (run, end) = next_run(t)?;
+/// The runs handed out in one step, each with the targets it goes to, so that targets doing
+/// the same run share one command.
+#[derive(Debug, Default)]
+pub(super) struct Runs(Vec<(Run, Vec<TargetId>)>);
+
+impl Runs {
+    pub(super) fn add(&mut self, run: Run, id: &TargetId) {
+        match self.0.iter_mut().find(|(r, _)| *r == run) {
+            Some((_, ids)) => ids.push(id.clone()),
+            None => self.0.push((run, vec![id.clone()])),
+        }
+    }
+
+    pub(super) fn commands(self) -> impl Iterator<Item = Command> {
+        self.0
+            .into_iter()
+            .map(|(run, targets)| run.command(targets))
+    }
+}
+
+/// If the target's handed-out events have all finished, hands out the next run, of events
+/// before index `limit` only. A target with nothing to hand out is left as it is, still shared.
+pub(super) fn dispatch_next_run(
+    t: &mut Arc<Target>,
+    now: Timestamp,
+    limit: usize,
+) -> Option<Run> {
+    let (run, end) = next_run(t, limit)?;
     let t = Arc::make_mut(t);
     let first = &mut t.lifecycle_events[t.dispatched];
     first.status = LifecycleEventStatus::InProgress;
@@ -344,8 +402,8 @@ fn dispatch_next_run(t: &mut Arc<Target>, now: Timestamp) -> Option<Run> {
 
 /// The run due on the target and the index just past it, or `None` while a handed-out event is
 /// unfinished or nothing is left to hand out.
-fn next_run(t: &Target) -> Option<(Run, usize)> {
-    let events = &t.lifecycle_events;
+fn next_run(t: &Target, limit: usize) -> Option<(Run, usize)> {
+    let events = &t.lifecycle_events[..limit.min(t.lifecycle_events.len())];
     if t.dispatched >= events.len()
         || events[t.dispatched].status.is_final()
         || events[..t.dispatched].iter().any(|e| !e.status.is_final())
@@ -366,11 +424,11 @@ fn next_run(t: &Target) -> Option<(Run, usize)> {
     Some((run, end))
 }
 
-fn count(d: &Deployment, status: TargetStatus) -> u32 {
+pub(super) fn count(d: &Deployment, status: TargetStatus) -> u32 {
     d.targets.iter().filter(|t| t.status == status).count() as u32
 }
 
-fn instance_notice(event: TriggerEventType, target: &TargetId) -> Command {
+pub(super) fn instance_notice(event: TriggerEventType, target: &TargetId) -> Command {
     Command::Notify {
         event,
         target: Some(target.clone()),
@@ -378,7 +436,7 @@ fn instance_notice(event: TriggerEventType, target: &TargetId) -> Command {
 }
 
 /// At most five names, then how many more.
-fn abbreviate(names: &[&str]) -> String {
+pub(super) fn abbreviate(names: &[&str]) -> String {
     match names.len() {
         0 => "none".into(),
         n if n <= 5 => names.join(", "),

@@ -16,8 +16,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Command, CoreError, Deployment, Event, HookExecution, Phase, Target, Timer, finish,
-    phase::Ending,
+    Command, CoreError, Deployment, HookExecution, Phase, Target, Timer, finish, phase::Ending,
+    scaled, schedule,
 };
 use crate::appspec::LambdaFunction;
 use crate::config::{TrafficSchedule, TrafficStep};
@@ -390,17 +390,6 @@ fn traffic_schedule(d: &Deployment) -> TrafficSchedule {
 }
 
 /// A wait of the deployment's, compressed by its time scale.
-fn scaled(d: &Deployment, wait: Duration) -> Duration {
-    wait / d.options.time_scale.unwrap_or(1).max(1)
-}
-
-fn schedule(at: Timestamp, timer: Timer) -> Command {
-    Command::Schedule {
-        at,
-        event: Box::new(Event::TimerFired { timer }),
-    }
-}
-
 fn target_mut(d: &mut Deployment) -> &mut Target {
     Arc::make_mut(&mut d.targets[0])
 }

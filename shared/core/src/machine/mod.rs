@@ -12,6 +12,7 @@
 //!
 //! The legal graph of phases is in [`phase`]; each group of transitions has its own file.
 
+mod blue_green;
 mod deployment;
 mod finish;
 mod in_place;
@@ -22,6 +23,7 @@ pub use deployment::{
     CreateDeployment, Deployment, DeploymentOptions, HookExecution, HostCommand,
     PreviousDeployment, Target, lambda_appspec,
 };
+pub use blue_green::PROVISIONING_TIMEOUT;
 pub use lambda::{HOOK_TIMEOUT, HookStatus, lambda_target_id};
 pub use phase::{FinalStatus, Phase, PhaseKind};
 
@@ -31,8 +33,8 @@ use crate::config::ConfigError;
 use crate::ids::{DeploymentId, TargetId};
 use crate::lifecycle::LifecycleEventName;
 use crate::model::{
-    Diagnostics, ErrorInformation, GroupError, LifecycleEventStatus, RevisionLocation,
-    TriggerEventType,
+    DeploymentWaitType, Diagnostics, ErrorInformation, GroupError, LifecycleEventStatus,
+    RevisionLocation, TriggerEventType,
 };
 use crate::time::Timestamp;
 
@@ -105,6 +107,16 @@ pub enum Event {
     TrafficRestored,
     /// A wait the deployment scheduled with [`Command::Schedule`] is over.
     TimerFired { timer: Timer },
+    /// The replacement (green) hosts of a blue/green deployment run and can be reached.
+    ReplacementsReady { targets: Vec<TargetId> },
+    /// A user asked a waiting blue/green deployment to go on (`ContinueDeployment`): to reroute
+    /// traffic now, or to terminate the original hosts now.
+    ContinueRequested { wait: DeploymentWaitType },
+    /// The replacement hosts are the group's, and the original hosts were terminated or kept
+    /// as the deployment said.
+    OriginalsReleased,
+    /// The replacement hosts that cutover provisioned are gone.
+    ReplacementsDiscarded,
     /// A watched alarm is in the ALARM state.
     AlarmRaised { alarm: String },
     /// The alarms' state could not be read.
@@ -136,6 +148,10 @@ impl Event {
             Event::TrafficShifted { .. } => EventKind::TrafficShifted,
             Event::TrafficRestored => EventKind::TrafficRestored,
             Event::TimerFired { .. } => EventKind::TimerFired,
+            Event::ReplacementsReady { .. } => EventKind::ReplacementsReady,
+            Event::ContinueRequested { .. } => EventKind::ContinueRequested,
+            Event::OriginalsReleased => EventKind::OriginalsReleased,
+            Event::ReplacementsDiscarded => EventKind::ReplacementsDiscarded,
             Event::AlarmRaised { .. } => EventKind::AlarmRaised,
             Event::AlarmPollFailed { .. } => EventKind::AlarmPollFailed,
             Event::StepFailed { .. } => EventKind::StepFailed,
@@ -162,6 +178,10 @@ pub enum EventKind {
     TrafficShifted,
     TrafficRestored,
     TimerFired,
+    ReplacementsReady,
+    ContinueRequested,
+    OriginalsReleased,
+    ReplacementsDiscarded,
     AlarmRaised,
     AlarmPollFailed,
     StepFailed,
@@ -179,13 +199,20 @@ pub enum Timer {
     TrafficStep { step: usize },
     /// The bake time after full traffic is over.
     BakeOver,
+    /// The replacement fleet has had [`PROVISIONING_TIMEOUT`] to come up.
+    ProvisioningDeadline,
+    /// The blue/green deployment's wait before it reroutes traffic is over.
+    ReadyWaitOver,
+    /// The blue/green deployment's wait before it terminates the original hosts is over.
+    TerminationWaitOver,
 }
 
 impl Timer {
     /// Whether the alarms are read just before this timer is delivered: the end of a bake time
-    /// succeeds the deployment, so its alarms get a last look.
+    /// succeeds the deployment, and the end of a termination wait lets the original hosts go,
+    /// so their alarms get a last look.
     pub fn reads_alarms(&self) -> bool {
-        matches!(self, Timer::BakeOver)
+        matches!(self, Timer::BakeOver | Timer::TerminationWaitOver)
     }
 }
 
@@ -277,6 +304,20 @@ pub enum Command {
     /// Point the alias back at its current version, with no extra weights; answer
     /// `TrafficRestored`.
     RestoreTraffic,
+    /// Provision the replacement (green) fleet of a blue/green deployment, or discover it;
+    /// answer `ReplacementsReady` once its hosts run and can be reached, or `StepFailed`,
+    /// having removed whatever was made.
+    ProvisionReplacements,
+    /// Traffic is on the replacement hosts: make them the group's hosts, and terminate the
+    /// original hosts (`terminate`) or keep them running, out of service; answer
+    /// `OriginalsReleased`.
+    ReleaseOriginals {
+        targets: Vec<TargetId>,
+        terminate: bool,
+    },
+    /// Remove the replacement hosts that cutover provisioned (hosts it discovered are left
+    /// running, out of service); answer `ReplacementsDiscarded`.
+    DiscardReplacements { targets: Vec<TargetId> },
     /// Deliver `event` to this deployment at `at`, not before.
     Schedule { at: Timestamp, event: Box<Event> },
     /// Stop whatever these hosts are running for this deployment.
@@ -347,4 +388,22 @@ pub fn advance(d: &Deployment, event: Event, now: Timestamp) -> Result<Transitio
         deployment: next,
         commands,
     })
+}
+
+/// A wait of the deployment, passed `time_scale` times faster than real time.
+fn scaled(d: &Deployment, wait: std::time::Duration) -> std::time::Duration {
+    wait / d.options.time_scale.unwrap_or(1).max(1)
+}
+
+/// `minutes` of the deployment's waits, scaled as [`scaled`] says.
+fn scaled_minutes(d: &Deployment, minutes: u32) -> std::time::Duration {
+    scaled(d, std::time::Duration::from_secs(u64::from(minutes) * 60))
+}
+
+/// The command that delivers `timer` at `at`.
+fn schedule(at: Timestamp, timer: Timer) -> Command {
+    Command::Schedule {
+        at,
+        event: Box::new(Event::TimerFired { timer }),
+    }
 }

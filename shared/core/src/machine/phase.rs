@@ -24,6 +24,16 @@
 //!  any unfinished phase ─ StepFailed ─────────▶ Finished(Failed)
 //!  (once a Lambda alias's traffic may have moved, an alarm, a stop or a failure goes to
 //!  RestoringTraffic first, and from there to Finished)
+//!  ResolvingTargets ───── TargetsResolved ────▶ ProvisioningReplacements   (Server, blue/green)
+//!  ProvisioningReplacements ── ReplacementsReady ──▶ InstallingReplacements
+//!  InstallingReplacements ─── LifecycleEventFinished ──▶ WaitingForReroute | Rerouting
+//!  WaitingForReroute ──── ContinueRequested, TimerFired ──▶ Rerouting
+//!  Rerouting ──────────── LifecycleEventFinished ──▶ WaitingToTerminate | ReleasingOriginals
+//!  WaitingToTerminate ─── TimerFired, ContinueRequested ──▶ ReleasingOriginals
+//!  ReleasingOriginals ─── OriginalsReleased ──────▶ Finished(Succeeded)
+//!  (a blue/green deployment that fails or stops before the reroute goes to
+//!  DiscardingReplacements; after it, to ReroutingBack and then DiscardingReplacements;
+//!  DiscardingReplacements ── ReplacementsDiscarded ──▶ Finished(Failed | Stopped))
 //!  Finished ───────────── anything ───────────▶ Finished (ignored)
 //! ```
 //!
@@ -32,7 +42,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Command, CoreError, Deployment, Event, EventKind, finish, in_place, lambda};
+use super::{
+    Command, CoreError, Deployment, Event, EventKind, Timer, blue_green, finish, in_place, lambda,
+};
 use crate::config::HostPlan;
 use crate::ids::DeploymentId;
 use crate::lifecycle::LifecycleEventName;
@@ -67,6 +79,28 @@ pub enum Phase {
     Baking { until: Timestamp },
     /// Putting the alias back on its current version before ending as `ending` says.
     RestoringTraffic { ending: Ending },
+    /// Blue/green: waiting for the replacement fleet to run and be reachable, until `deadline`.
+    ProvisioningReplacements { deadline: Timestamp },
+    /// Blue/green: installing the revision on the replacement hosts, within the plan's health
+    /// limits.
+    InstallingReplacements { plan: HostPlan },
+    /// Blue/green: the replacement hosts are ready. Traffic is rerouted when a user continues
+    /// the deployment, or at `until`, when the deployment stops instead if its ready option
+    /// says STOP_DEPLOYMENT.
+    WaitingForReroute { until: Timestamp },
+    /// Blue/green: the replacement hosts run the Allow events, then the originals the Block
+    /// events.
+    Rerouting,
+    /// Blue/green: traffic is on the replacement hosts; the originals are terminated at
+    /// `until`, or when a user continues the deployment.
+    WaitingToTerminate { until: Timestamp },
+    /// Blue/green: handing the group to the replacement hosts and letting the originals go.
+    ReleasingOriginals,
+    /// Blue/green: the original hosts run the Allow events and the replacement hosts the Block
+    /// events, before the replacements are discarded.
+    ReroutingBack { ending: Ending },
+    /// Blue/green: removing the replacement hosts before ending as `ending` says.
+    DiscardingReplacements { ending: Ending },
     /// Over.
     Finished { status: FinalStatus },
 }
@@ -98,6 +132,23 @@ pub struct Ending {
     pub error: Option<ErrorInformation>,
 }
 
+impl Ending {
+    /// This ending, failed now because `context`: `error` says why.
+    pub(super) fn failed_with(&self, context: &str, error: &ErrorInformation) -> Ending {
+        let message = format!(
+            "{} {context}: {}",
+            self.error
+                .as_ref()
+                .map_or("The deployment was ending.", |e| e.message.as_str()),
+            error.message
+        );
+        Ending {
+            status: FinalStatus::Failed,
+            error: Some(ErrorInformation::new(error.code, message)),
+        }
+    }
+}
+
 /// A phase without its data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PhaseKind {
@@ -110,6 +161,14 @@ pub enum PhaseKind {
     ShiftingTraffic,
     Baking,
     RestoringTraffic,
+    ProvisioningReplacements,
+    InstallingReplacements,
+    WaitingForReroute,
+    Rerouting,
+    WaitingToTerminate,
+    ReleasingOriginals,
+    ReroutingBack,
+    DiscardingReplacements,
     Succeeded,
     Failed,
     Stopped,
@@ -136,6 +195,14 @@ impl Phase {
             Phase::ShiftingTraffic { .. } => PhaseKind::ShiftingTraffic,
             Phase::Baking { .. } => PhaseKind::Baking,
             Phase::RestoringTraffic { .. } => PhaseKind::RestoringTraffic,
+            Phase::ProvisioningReplacements { .. } => PhaseKind::ProvisioningReplacements,
+            Phase::InstallingReplacements { .. } => PhaseKind::InstallingReplacements,
+            Phase::WaitingForReroute { .. } => PhaseKind::WaitingForReroute,
+            Phase::Rerouting => PhaseKind::Rerouting,
+            Phase::WaitingToTerminate { .. } => PhaseKind::WaitingToTerminate,
+            Phase::ReleasingOriginals => PhaseKind::ReleasingOriginals,
+            Phase::ReroutingBack { .. } => PhaseKind::ReroutingBack,
+            Phase::DiscardingReplacements { .. } => PhaseKind::DiscardingReplacements,
             Phase::Finished {
                 status: FinalStatus::Succeeded,
             } => PhaseKind::Succeeded,
@@ -158,7 +225,15 @@ impl Phase {
             | Phase::InPlace { .. }
             | Phase::RunningHook { .. }
             | Phase::ShiftingTraffic { .. }
-            | Phase::RestoringTraffic { .. } => DeploymentStatus::InProgress,
+            | Phase::RestoringTraffic { .. }
+            | Phase::ProvisioningReplacements { .. }
+            | Phase::InstallingReplacements { .. }
+            | Phase::Rerouting
+            | Phase::WaitingToTerminate { .. }
+            | Phase::ReleasingOriginals
+            | Phase::ReroutingBack { .. }
+            | Phase::DiscardingReplacements { .. } => DeploymentStatus::InProgress,
+            Phase::WaitingForReroute { .. } => DeploymentStatus::Ready,
             Phase::Baking { .. } => DeploymentStatus::Baking,
             Phase::Finished { status } => (*status).into(),
         }
@@ -179,6 +254,11 @@ impl Phase {
                 | Phase::RunningHook { .. }
                 | Phase::ShiftingTraffic { .. }
                 | Phase::Baking { .. }
+                | Phase::ProvisioningReplacements { .. }
+                | Phase::InstallingReplacements { .. }
+                | Phase::WaitingForReroute { .. }
+                | Phase::Rerouting
+                | Phase::WaitingToTerminate { .. }
         )
     }
 }
@@ -202,7 +282,13 @@ pub const GRAPH: &[(PhaseKind, EventKind, &[PhaseKind])] = &[
     (
         P::ResolvingTargets,
         E::TargetsResolved,
-        &[P::InPlace, P::RunningHook, P::ShiftingTraffic, P::Failed],
+        &[
+            P::InPlace,
+            P::RunningHook,
+            P::ShiftingTraffic,
+            P::ProvisioningReplacements,
+            P::Failed,
+        ],
     ),
     (P::ResolvingTargets, E::TargetsUnresolved, &[P::Failed]),
     (
@@ -319,6 +405,193 @@ pub const GRAPH: &[(PhaseKind, EventKind, &[PhaseKind])] = &[
     (P::ShiftingTraffic, E::StepFailed, &[P::RestoringTraffic]),
     (P::Baking, E::StepFailed, &[P::RestoringTraffic]),
     (P::RestoringTraffic, E::StepFailed, &[P::Failed]),
+    // Blue/green.
+    (
+        P::ProvisioningReplacements,
+        E::ReplacementsReady,
+        &[P::InstallingReplacements, P::DiscardingReplacements],
+    ),
+    (
+        P::ProvisioningReplacements,
+        E::TimerFired,
+        &[P::DiscardingReplacements],
+    ),
+    (
+        P::InstallingReplacements,
+        E::LifecycleEventFinished,
+        &[
+            P::InstallingReplacements,
+            P::WaitingForReroute,
+            P::Rerouting,
+            P::DiscardingReplacements,
+        ],
+    ),
+    (
+        P::InstallingReplacements,
+        E::HostCommandClaimed,
+        &[P::InstallingReplacements],
+    ),
+    (
+        P::InstallingReplacements,
+        E::HostCommandSent,
+        &[P::InstallingReplacements],
+    ),
+    (
+        P::WaitingForReroute,
+        E::ContinueRequested,
+        &[P::Rerouting],
+    ),
+    (
+        P::WaitingForReroute,
+        E::TimerFired,
+        &[P::Rerouting, P::DiscardingReplacements],
+    ),
+    (
+        P::Rerouting,
+        E::LifecycleEventFinished,
+        &[
+            P::Rerouting,
+            P::WaitingToTerminate,
+            P::ReleasingOriginals,
+            P::ReroutingBack,
+            P::DiscardingReplacements,
+        ],
+    ),
+    (P::Rerouting, E::HostCommandClaimed, &[P::Rerouting]),
+    (P::Rerouting, E::HostCommandSent, &[P::Rerouting]),
+    (
+        P::WaitingToTerminate,
+        E::TimerFired,
+        &[P::ReleasingOriginals],
+    ),
+    (
+        P::WaitingToTerminate,
+        E::ContinueRequested,
+        &[P::ReleasingOriginals],
+    ),
+    (P::ReleasingOriginals, E::OriginalsReleased, &[P::Succeeded]),
+    (
+        P::ReroutingBack,
+        E::LifecycleEventFinished,
+        &[P::ReroutingBack, P::DiscardingReplacements],
+    ),
+    (P::ReroutingBack, E::HostCommandClaimed, &[P::ReroutingBack]),
+    (P::ReroutingBack, E::HostCommandSent, &[P::ReroutingBack]),
+    (
+        P::DiscardingReplacements,
+        E::ReplacementsDiscarded,
+        &[P::Failed, P::Stopped],
+    ),
+    (
+        P::ProvisioningReplacements,
+        E::AlarmRaised,
+        &[P::ProvisioningReplacements, P::DiscardingReplacements],
+    ),
+    (
+        P::InstallingReplacements,
+        E::AlarmRaised,
+        &[P::InstallingReplacements, P::DiscardingReplacements],
+    ),
+    (
+        P::WaitingForReroute,
+        E::AlarmRaised,
+        &[P::WaitingForReroute, P::DiscardingReplacements],
+    ),
+    (
+        P::Rerouting,
+        E::AlarmRaised,
+        &[P::Rerouting, P::ReroutingBack, P::DiscardingReplacements],
+    ),
+    (
+        P::WaitingToTerminate,
+        E::AlarmRaised,
+        &[P::WaitingToTerminate, P::ReroutingBack],
+    ),
+    (
+        P::ProvisioningReplacements,
+        E::AlarmPollFailed,
+        &[P::ProvisioningReplacements, P::DiscardingReplacements],
+    ),
+    (
+        P::InstallingReplacements,
+        E::AlarmPollFailed,
+        &[P::InstallingReplacements, P::DiscardingReplacements],
+    ),
+    (
+        P::WaitingForReroute,
+        E::AlarmPollFailed,
+        &[P::WaitingForReroute, P::DiscardingReplacements],
+    ),
+    (
+        P::Rerouting,
+        E::AlarmPollFailed,
+        &[P::Rerouting, P::ReroutingBack, P::DiscardingReplacements],
+    ),
+    (
+        P::WaitingToTerminate,
+        E::AlarmPollFailed,
+        &[P::WaitingToTerminate, P::ReroutingBack],
+    ),
+    (
+        P::ProvisioningReplacements,
+        E::StopRequested,
+        &[P::DiscardingReplacements],
+    ),
+    (
+        P::InstallingReplacements,
+        E::StopRequested,
+        &[P::DiscardingReplacements],
+    ),
+    (
+        P::WaitingForReroute,
+        E::StopRequested,
+        &[P::DiscardingReplacements],
+    ),
+    (
+        P::Rerouting,
+        E::StopRequested,
+        &[P::ReroutingBack, P::DiscardingReplacements],
+    ),
+    (P::WaitingToTerminate, E::StopRequested, &[P::ReroutingBack]),
+    (
+        P::ReleasingOriginals,
+        E::StopRequested,
+        &[P::ReleasingOriginals],
+    ),
+    (P::ReroutingBack, E::StopRequested, &[P::ReroutingBack]),
+    (
+        P::DiscardingReplacements,
+        E::StopRequested,
+        &[P::DiscardingReplacements],
+    ),
+    (
+        P::ProvisioningReplacements,
+        E::StepFailed,
+        &[P::DiscardingReplacements],
+    ),
+    (
+        P::InstallingReplacements,
+        E::StepFailed,
+        &[P::DiscardingReplacements],
+    ),
+    (
+        P::WaitingForReroute,
+        E::StepFailed,
+        &[P::DiscardingReplacements],
+    ),
+    (
+        P::Rerouting,
+        E::StepFailed,
+        &[P::ReroutingBack, P::DiscardingReplacements],
+    ),
+    (P::WaitingToTerminate, E::StepFailed, &[P::ReroutingBack]),
+    (P::ReleasingOriginals, E::StepFailed, &[P::Failed]),
+    (
+        P::ReroutingBack,
+        E::StepFailed,
+        &[P::DiscardingReplacements],
+    ),
+    (P::DiscardingReplacements, E::StepFailed, &[P::Failed]),
 ];
 
 /// The phases the graph allows after `event` in `from`; empty if the event is ignored there.
@@ -386,6 +659,8 @@ pub(super) fn apply(
         (Phase::ResolvingTargets, Event::TargetsResolved { targets }) => {
             if d.group.compute_platform == ComputePlatform::Lambda {
                 lambda::start(d, targets, now, out)?;
+            } else if d.is_blue_green() {
+                blue_green::start(d, targets, now, out)?;
             } else {
                 in_place::start(d, targets, now, out)?;
             }
@@ -403,7 +678,26 @@ pub(super) fn apply(
             },
         ) => in_place::on_lifecycle_event(d, &target, event, outcome, now, out),
         (
-            Phase::InPlace { .. },
+            Phase::InstallingReplacements { .. }
+            | Phase::Rerouting
+            | Phase::ReroutingBack { .. },
+            Event::LifecycleEventFinished {
+                target,
+                event,
+                outcome,
+            },
+        ) => blue_green::on_lifecycle_event(d, &target, event, outcome, now, out),
+        (Phase::ProvisioningReplacements { .. }, Event::ReplacementsReady { targets }) => {
+            blue_green::on_replacements_ready(d, targets, now, out)?;
+        }
+        (_, Event::ContinueRequested { wait }) => blue_green::on_continue(d, wait, now, out),
+        (_, Event::OriginalsReleased) => blue_green::on_originals_released(d, now, out),
+        (_, Event::ReplacementsDiscarded) => blue_green::on_replacements_discarded(d, now, out),
+        (
+            Phase::InPlace { .. }
+            | Phase::InstallingReplacements { .. }
+            | Phase::Rerouting
+            | Phase::ReroutingBack { .. },
             Event::HostCommandClaimed {
                 target,
                 claim,
@@ -411,7 +705,10 @@ pub(super) fn apply(
             },
         ) => in_place::on_host_command_claimed(d, &target, claim, expires_at, now),
         (
-            Phase::InPlace { .. },
+            Phase::InPlace { .. }
+            | Phase::InstallingReplacements { .. }
+            | Phase::Rerouting
+            | Phase::ReroutingBack { .. },
             Event::HostCommandSent {
                 target,
                 claim,
@@ -439,6 +736,15 @@ pub(super) fn apply(
         (Phase::RestoringTraffic { .. }, Event::TrafficRestored) => {
             lambda::on_traffic_restored(d, now, out);
         }
+        (
+            _,
+            Event::TimerFired {
+                timer:
+                    timer @ (Timer::ProvisioningDeadline
+                    | Timer::ReadyWaitOver
+                    | Timer::TerminationWaitOver),
+            },
+        ) => blue_green::on_timer(d, timer, now, out),
         (_, Event::TimerFired { timer }) => lambda::on_timer(d, timer, now, out),
 
         (phase, Event::AlarmRaised { alarm })
@@ -471,23 +777,23 @@ pub(super) fn apply(
         }
 
         (Phase::RestoringTraffic { ending }, Event::StepFailed { error }) => {
-            let message = format!(
-                "{} The alias could not be moved back to its current version: {}",
-                ending
-                    .error
-                    .as_ref()
-                    .map_or("The deployment was ending.", |e| e.message.as_str()),
-                error.message
-            );
-            let ending = Ending {
-                status: FinalStatus::Failed,
-                error: Some(ErrorInformation::new(error.code, message)),
-            };
+            let ending =
+                ending.failed_with("The alias could not be moved back to its current version", &error);
             finish::conclude(d, ending, now, out);
         }
+        (
+            Phase::ReroutingBack { .. } | Phase::DiscardingReplacements { .. },
+            Event::StepFailed { error },
+        ) => blue_green::on_step_failed_while_ending(d, error, now, out),
         (_, Event::StepFailed { error }) => finish::fail(d, error, now, out),
 
-        (Phase::RestoringTraffic { .. }, Event::StopRequested { .. }) => {}
+        (
+            Phase::RestoringTraffic { .. }
+            | Phase::ReleasingOriginals
+            | Phase::ReroutingBack { .. }
+            | Phase::DiscardingReplacements { .. },
+            Event::StopRequested { .. },
+        ) => {}
         (
             _,
             Event::StopRequested {
@@ -506,7 +812,7 @@ pub(super) fn apply(
 mod tests {
     use super::*;
 
-    const UNFINISHED: [PhaseKind; 9] = [
+    const UNFINISHED: [PhaseKind; 17] = [
         P::Created,
         P::Queued,
         P::ValidatingRevision,
@@ -516,17 +822,48 @@ mod tests {
         P::ShiftingTraffic,
         P::Baking,
         P::RestoringTraffic,
+        P::ProvisioningReplacements,
+        P::InstallingReplacements,
+        P::WaitingForReroute,
+        P::Rerouting,
+        P::WaitingToTerminate,
+        P::ReleasingOriginals,
+        P::ReroutingBack,
+        P::DiscardingReplacements,
     ];
 
     /// The phases in which a Lambda alias's traffic may have moved.
     const TRAFFIC_MOVED: [PhaseKind; 3] = [P::RunningHook, P::ShiftingTraffic, P::Baking];
 
+    /// The blue/green phases with a replacement fleet but traffic still on the originals.
+    const BEFORE_REROUTE: [PhaseKind; 3] = [
+        P::ProvisioningReplacements,
+        P::InstallingReplacements,
+        P::WaitingForReroute,
+    ];
+
+    /// The blue/green phases in which traffic may have left the original hosts, which are
+    /// still there.
+    const REROUTED: [PhaseKind; 2] = [P::Rerouting, P::WaitingToTerminate];
+
+    /// The phases that are already ending, or too far along to turn back.
+    const ENDING: [PhaseKind; 4] = [
+        P::RestoringTraffic,
+        P::ReleasingOriginals,
+        P::ReroutingBack,
+        P::DiscardingReplacements,
+    ];
+
     #[test]
     fn every_unfinished_phase_can_be_stopped() {
         for phase in UNFINISHED {
             let to = allowed(phase, E::StopRequested);
-            if phase == P::RestoringTraffic {
-                assert_eq!(to, &[P::RestoringTraffic], "already stopping");
+            if ENDING.contains(&phase) {
+                assert_eq!(to, &[phase], "{phase:?} is already ending");
+            } else if BEFORE_REROUTE.contains(&phase) {
+                assert_eq!(to, &[P::DiscardingReplacements], "{phase:?}");
+            } else if REROUTED.contains(&phase) {
+                assert!(to.contains(&P::ReroutingBack), "{phase:?}");
             } else if TRAFFIC_MOVED.contains(&phase) {
                 assert!(to.contains(&P::RestoringTraffic), "{phase:?}");
             } else {
@@ -539,7 +876,12 @@ mod tests {
     fn a_step_that_cannot_be_carried_out_fails_any_unfinished_phase() {
         for phase in UNFINISHED {
             let to = allowed(phase, E::StepFailed);
-            if TRAFFIC_MOVED.contains(&phase) {
+            if BEFORE_REROUTE.contains(&phase) || phase == P::ReroutingBack {
+                assert_eq!(to, &[P::DiscardingReplacements], "{phase:?}");
+            } else if REROUTED.contains(&phase) {
+                assert!(to.contains(&P::ReroutingBack), "{phase:?}");
+                assert!(!to.contains(&P::Failed), "{phase:?}");
+            } else if TRAFFIC_MOVED.contains(&phase) {
                 assert!(to.contains(&P::RestoringTraffic), "{phase:?}");
                 assert!(
                     to.iter()
@@ -559,6 +901,30 @@ mod tests {
                     assert!(
                         !to.contains(&P::Failed) && !to.contains(&P::Stopped),
                         "{from:?} on {event:?} ends without restoring traffic"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_blue_green_deployment_ends_only_through_its_clean_up_unless_it_succeeds() {
+        for phase in BEFORE_REROUTE.iter().chain(&REROUTED).chain(&[P::ReroutingBack]) {
+            for (from, event, to) in GRAPH {
+                if from == phase {
+                    assert!(
+                        !to.contains(&P::Failed) && !to.contains(&P::Stopped),
+                        "{from:?} on {event:?} ends before the fleet is cleaned up"
+                    );
+                }
+            }
+        }
+        for phase in REROUTED {
+            for (from, event, to) in GRAPH {
+                if *from == phase && *event != E::LifecycleEventFinished {
+                    assert!(
+                        !to.contains(&P::DiscardingReplacements) || to.contains(&P::ReroutingBack),
+                        "{from:?} on {event:?} discards the replacements without routing back"
                     );
                 }
             }

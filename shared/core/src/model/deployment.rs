@@ -38,6 +38,15 @@ impl DeploymentStatus {
 }
 
 wire_enum! {
+    /// The wait a `ContinueDeployment` call ends: a blue/green deployment's wait before it
+    /// reroutes traffic, or its wait before it terminates the original hosts.
+    pub enum DeploymentWaitType as "deployment wait type" {
+        ReadyWait = "READY_WAIT",
+        TerminationWait = "TERMINATION_WAIT",
+    }
+}
+
+wire_enum! {
     /// Who or what started a deployment.
     pub enum DeploymentCreator as "deployment creator" {
         User = "user",

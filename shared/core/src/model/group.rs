@@ -448,6 +448,10 @@ pub enum GroupError {
     )]
     MissingBlueGreenConfiguration { group: String },
     #[error(
+        "deployment group '{group}': a BLUE_GREEN deployment reroutes traffic through a load balancer; set deploymentOption WITH_TRAFFIC_CONTROL and name its target groups in loadBalancerInfo"
+    )]
+    BlueGreenWithoutTrafficControl { group: String },
+    #[error(
         "deployment group '{group}': WITH_TRAFFIC_CONTROL needs loadBalancerInfo naming at least one target group or load balancer"
     )]
     MissingLoadBalancerInfo { group: String },
@@ -551,6 +555,10 @@ impl DeploymentGroupInfo {
                 && self.blue_green_deployment_configuration.is_none()
             {
                 return Err(GroupError::MissingBlueGreenConfiguration { group: group() });
+            }
+            if style.deployment_type == DeploymentType::BlueGreen && !style.with_traffic_control()
+            {
+                return Err(GroupError::BlueGreenWithoutTrafficControl { group: group() });
             }
             if style.with_traffic_control()
                 && self

@@ -16,8 +16,9 @@ use cutover_core::machine::{
     PhaseKind, PreviousDeployment,
 };
 use cutover_core::model::{
-    DeploymentGroupInfo, DeploymentOption, Diagnostics, LifecycleErrorCode, LoadBalancerInfo,
-    LocalLocation, NamedResource, RevisionLocation, TargetStatus, TriggerEventType,
+    DeploymentGroupInfo, DeploymentOption, Diagnostics, ErrorInformation, LifecycleErrorCode,
+    LoadBalancerInfo, LocalLocation, NamedResource, RevisionLocation, TargetLabel, TargetStatus,
+    TriggerEventType,
 };
 use cutover_core::{DeploymentId, TargetId, Timestamp};
 
@@ -108,6 +109,23 @@ pub struct World {
     pub alarm_at_percent: Option<u8>,
     /// Hook functions to invoke once the deployment has recorded their execution id.
     pub pending_invocations: Vec<(DeploymentId, LifecycleEventName, String)>,
+    /// The hosts a blue/green deployment's provisioning comes up with.
+    pub replacements: Vec<TargetId>,
+    /// Provisioning fails with this error instead.
+    pub provisioning_fails: Option<ErrorInformation>,
+    /// The hosts in the load balancer: added by a successful AllowTraffic, removed by a
+    /// successful BlockTraffic.
+    pub in_service: BTreeSet<TargetId>,
+    /// The originals let go (terminated or not) and the replacements discarded, per deployment.
+    pub released: Vec<(DeploymentId, Vec<TargetId>, bool)>,
+    pub discarded: Vec<(DeploymentId, Vec<TargetId>)>,
+    /// Provisioning never answers.
+    pub provisioning_silent: bool,
+    /// Every BlockTraffic and AllowTraffic carried out, in order, with whether it succeeded.
+    pub routed: Vec<(TargetId, LifecycleEventName, bool)>,
+    /// The most replacement hosts seen out of service (installing or failed) at once while a
+    /// blue/green deployment installs, per deployment.
+    pub max_green_out_of_service: BTreeMap<DeploymentId, u32>,
 }
 
 impl World {
@@ -195,6 +213,17 @@ impl World {
             .count() as u32;
         let max = self.max_out_of_service.entry(id.clone()).or_default();
         *max = (*max).max(out_of_service);
+        if to == PhaseKind::InstallingReplacements {
+            let green_out = t
+                .deployment
+                .targets
+                .iter()
+                .filter(|t| t.instance_label == Some(TargetLabel::Green))
+                .filter(|t| matches!(t.status, TargetStatus::InProgress | TargetStatus::Failed))
+                .count() as u32;
+            let max = self.max_green_out_of_service.entry(id.clone()).or_default();
+            *max = (*max).max(green_out);
+        }
         self.deployments.insert(id.clone(), t.deployment);
         for c in &t.commands {
             self.execute(id, c.clone());
@@ -275,6 +304,22 @@ impl World {
                 self.post(id, Event::TrafficRestored);
             }
             Command::Schedule { at, event } => self.timers.push((at, id.clone(), *event)),
+            Command::ProvisionReplacements if self.provisioning_silent => {}
+            Command::ProvisionReplacements => match self.provisioning_fails.clone() {
+                Some(error) => self.post(id, Event::StepFailed { error }),
+                None => {
+                    let targets = self.replacements.clone();
+                    self.post(id, Event::ReplacementsReady { targets });
+                }
+            },
+            Command::ReleaseOriginals { targets, terminate } => {
+                self.released.push((id.clone(), targets, terminate));
+                self.post(id, Event::OriginalsReleased);
+            }
+            Command::DiscardReplacements { targets } => {
+                self.discarded.push((id.clone(), targets));
+                self.post(id, Event::ReplacementsDiscarded);
+            }
             Command::StopLifecycleEvents { targets } => {
                 self.stopped_hosts
                     .extend(targets.into_iter().map(|t| (id.clone(), t)));
@@ -312,7 +357,27 @@ impl World {
     fn route(&mut self, id: &DeploymentId, targets: Vec<TargetId>, event: LifecycleEventName) {
         for target in targets {
             let fails = self.failures.contains(&(target.clone(), event));
+            self.routed.push((target.clone(), event, !fails));
+            if !fails && event == LifecycleEventName::AllowTraffic {
+                self.in_service.insert(target.clone());
+            } else if !fails {
+                self.in_service.remove(&target);
+            }
             self.post(id, finished(&target, event, fails));
+        }
+    }
+
+    /// Delivers the events waiting, in order, without letting any timer fire: the deployment
+    /// is then as a wait leaves it.
+    pub fn settle(&mut self) {
+        while !self.inbox.is_empty() {
+            let (id, event, left) = self.inbox[0].clone();
+            if left <= 1 {
+                self.inbox.remove(0);
+            } else {
+                self.inbox[0].2 -= 1;
+            }
+            self.deliver(&id, event);
         }
     }
 
