@@ -28,7 +28,7 @@ use cutover_core::lifecycle::LifecycleEventName;
 use cutover_core::machine::{Deployment, Phase};
 use cutover_core::model::{
     DeploymentInfo, DeploymentOverview, DeploymentStatus, ErrorInformation, LifecycleEvent,
-    LifecycleEventStatus, RollbackInfo, TargetStatus,
+    LifecycleEventStatus, RollbackInfo, TargetLabel, TargetStatus,
 };
 use cutover_core::{DeploymentId, TargetId, Timestamp};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -88,6 +88,18 @@ pub struct TargetView<'a> {
     pub target_id: &'a TargetId,
     pub status: TargetStatus,
     pub lifecycle_events: &'a [LifecycleEvent],
+    /// Blue or Green, for the hosts of a blue/green deployment.
+    pub label: Option<TargetLabel>,
+}
+
+impl TargetView<'_> {
+    /// The target's id, with its label when it has one: `host-1 (Blue)`.
+    fn name(&self) -> String {
+        match self.label {
+            Some(label) => format!("{} ({label})", self.target_id),
+            None => self.target_id.to_string(),
+        }
+    }
 }
 
 /// What `n` targets are called: hosts, or a Lambda deployment's aliases.
@@ -160,6 +172,7 @@ impl DeploymentView for Deployment {
             target_id: &t.target_id,
             status: t.status,
             lifecycle_events: &t.lifecycle_events,
+            label: t.instance_label,
         }
     }
 
@@ -269,7 +282,7 @@ fn host_rows(
     header.push("Status".to_owned());
     rows.push(header);
     for t in targets(d) {
-        let mut row = vec![t.target_id.to_string()];
+        let mut row = vec![t.name()];
         row.extend(events.iter().map(|e| cell(find_event(t, *e), words, timed)));
         row.push(t.status.to_string());
         rows.push(row);
@@ -281,7 +294,7 @@ fn host_rows(
 fn event_rows(d: &impl DeploymentView, events: &[LifecycleEventName]) -> Grid {
     let mut rows = Vec::with_capacity(events.len() + 2);
     let mut header = vec!["Event".to_owned()];
-    header.extend(targets(d).map(|t| t.target_id.to_string()));
+    header.extend(targets(d).map(|t| t.name()));
     rows.push(header);
     for e in events {
         let mut row = vec![e.as_str().to_owned()];

@@ -14,8 +14,11 @@ use cutover_core::config::{self, DeploymentConfigInfo};
 use cutover_core::machine::CreateDeployment;
 use cutover_core::model::{
     Alarm, AlarmConfiguration, ApplicationInfo, AutoRollbackConfiguration, AutoRollbackEvent,
-    ComputePlatform, DeploymentCreator, DeploymentGroupInfo, DeploymentOption, FileExistsBehavior,
-    LoadBalancerInfo, LocalLocation, NamedResource, RevisionLocation,
+    BlueGreenDeploymentConfiguration, BlueInstanceTerminationOption, ComputePlatform,
+    DeploymentCreator, DeploymentGroupInfo, DeploymentOption, DeploymentReadyAction,
+    DeploymentReadyOption, DeploymentType, FileExistsBehavior, GreenFleetProvisioningAction,
+    GreenFleetProvisioningOption, InstanceAction, LoadBalancerInfo, LocalLocation,
+    MAX_WAIT_MINUTES, NamedResource, RevisionLocation,
 };
 use cutover_engine::{Clock, SystemClock, ids};
 use cutover_local::{LocalHost, LocalStore};
@@ -64,12 +67,106 @@ pub struct DeployArgs {
     #[arg(long, value_name = "NAME")]
     pub(super) alarm: Vec<String>,
     #[command(flatten)]
+    pub(super) blue_green: BlueGreenArgs,
+    #[command(flatten)]
     pub(super) lambda: super::lambda::LambdaArgs,
     #[command(flatten)]
     pub(super) state: StateDir,
     /// Print {"deploymentInfo": ..., "targets": [...]} instead of the summary.
     #[arg(long)]
     pub(super) json: bool,
+}
+
+/// The options of a blue/green deployment to hosts.
+#[derive(Debug, Default, Args)]
+pub struct BlueGreenArgs {
+    /// Deploy blue/green: install on new hosts (<group>-green-<i>), move traffic to them, then
+    /// let the original hosts go. Implies --traffic-control.
+    #[arg(long)]
+    pub(super) blue_green: bool,
+    /// How many replacement hosts to make [default: as many as the original hosts]
+    #[arg(long, value_name = "N", requires = "blue_green")]
+    pub(super) green_hosts: Option<u32>,
+    /// Once the replacements are ready, wait this many minutes before the --ready-action
+    /// [default: 0; 60 with --ready-action STOP]
+    #[arg(long, value_name = "MIN", requires = "blue_green")]
+    pub(super) ready_wait: Option<u32>,
+    /// When the ready wait ends: CONTINUE moves traffic; STOP stops the deployment, unless
+    /// `cutover local continue` moved traffic first [default: CONTINUE]
+    #[arg(long, value_name = "CONTINUE|STOP", requires = "blue_green", value_parser = parse_ready_action)]
+    pub(super) ready_action: Option<DeploymentReadyAction>,
+    /// Terminate the original hosts this many minutes after traffic moved: they leave the group,
+    /// and simulated ones lose their folders [default: 0]
+    #[arg(
+        long,
+        value_name = "MIN",
+        requires = "blue_green",
+        conflicts_with = "keep_blue"
+    )]
+    pub(super) terminate_after: Option<u32>,
+    /// Keep the original hosts, out of the group and out of service, instead of terminating them.
+    #[arg(long, requires = "blue_green")]
+    pub(super) keep_blue: bool,
+}
+
+fn parse_ready_action(s: &str) -> Result<DeploymentReadyAction, String> {
+    match s.to_ascii_uppercase().as_str() {
+        "CONTINUE" | "CONTINUE_DEPLOYMENT" => Ok(DeploymentReadyAction::ContinueDeployment),
+        "STOP" | "STOP_DEPLOYMENT" => Ok(DeploymentReadyAction::StopDeployment),
+        _ => Err(format!("expected CONTINUE or STOP, not '{s}'")),
+    }
+}
+
+impl BlueGreenArgs {
+    /// The group's blue/green settings, as these options give them.
+    fn configuration(&self) -> anyhow::Result<Option<BlueGreenDeploymentConfiguration>> {
+        if !self.blue_green {
+            return Ok(None);
+        }
+        if let Some(n) = self.green_hosts
+            && !(1..=MAX_HOSTS).contains(&n)
+        {
+            bail!("--green-hosts must be between 1 and {MAX_HOSTS}, not {n}");
+        }
+        let action = self
+            .ready_action
+            .unwrap_or(DeploymentReadyAction::ContinueDeployment);
+        let wait = self.ready_wait.unwrap_or(match action {
+            DeploymentReadyAction::StopDeployment => 60,
+            DeploymentReadyAction::ContinueDeployment => 0,
+        });
+        for (option, minutes) in [
+            ("--ready-wait", Some(wait)),
+            ("--terminate-after", self.terminate_after),
+        ] {
+            if let Some(m) = minutes
+                && m > MAX_WAIT_MINUTES
+            {
+                bail!("{option} is at most {MAX_WAIT_MINUTES} minutes (two days), not {m}");
+            }
+        }
+        let terminate = if self.keep_blue {
+            BlueInstanceTerminationOption {
+                action: InstanceAction::KeepAlive,
+                termination_wait_time_in_minutes: 0,
+            }
+        } else {
+            BlueInstanceTerminationOption {
+                action: InstanceAction::Terminate,
+                termination_wait_time_in_minutes: self.terminate_after.unwrap_or(0),
+            }
+        };
+        Ok(Some(BlueGreenDeploymentConfiguration {
+            terminate_blue_instances_on_deployment_success: Some(terminate),
+            deployment_ready_option: Some(DeploymentReadyOption {
+                action_on_timeout: action,
+                wait_time_in_minutes: wait,
+            }),
+            green_fleet_provisioning_option: Some(GreenFleetProvisioningOption {
+                action: GreenFleetProvisioningAction::CopyAutoScalingGroup,
+            }),
+        }))
+    }
 }
 
 pub fn run(mut args: DeployArgs) -> anyhow::Result<Outcome> {
@@ -79,7 +176,7 @@ pub fn run(mut args: DeployArgs) -> anyhow::Result<Outcome> {
     if let Some(appspec) = super::lambda::lambda_appspec(&revision_path)? {
         return super::lambda::deploy(args, appspec);
     }
-    args.lambda.refuse_for_servers()?;
+    args.lambda.refuse_for_servers(args.blue_green.blue_green)?;
     let application = args.application.take().unwrap_or_else(|| "LocalApp".into());
     let group_name = args.group.take().unwrap_or_else(|| "LocalFleet".into());
     let config_name = args
@@ -162,11 +259,18 @@ pub fn run(mut args: DeployArgs) -> anyhow::Result<Outcome> {
         });
     }
     req.override_alarm_configuration = alarms(&args.alarm);
+    req.replacement_hosts = args.blue_green.green_hosts;
+    req.time_scale = args.lambda.time_scale();
 
     if !args.json {
         eprintln!(
-            "Deploying {} to {} ({} {}) with {}: {id}",
+            "Deploying {}{} to {} ({} {}) with {}: {id}",
             args.revision.display(),
+            if args.blue_green.blue_green {
+                " blue/green"
+            } else {
+                ""
+            },
             group_name,
             hosts.len(),
             crate::plural(hosts.len(), "host"),
@@ -363,7 +467,13 @@ fn group_info(
     let mut group = saved_group(local, application, name)?;
     group.deployment_config_name = config.deployment_config_name.clone();
     group.compute_platform = ComputePlatform::Server;
-    if args.traffic_control {
+    group.blue_green_deployment_configuration = args.blue_green.configuration()?;
+    group.deployment_style.deployment_type = if args.blue_green.blue_green {
+        DeploymentType::BlueGreen
+    } else {
+        DeploymentType::InPlace
+    };
+    if args.traffic_control || args.blue_green.blue_green {
         group.deployment_style.deployment_option = DeploymentOption::WithTrafficControl;
         group.load_balancer_info = Some(LoadBalancerInfo {
             target_group_info_list: vec![NamedResource {

@@ -46,17 +46,26 @@ pub struct LambdaArgs {
 }
 
 impl LambdaArgs {
-    /// Refuses these options for a Server revision, which has no alias to move.
-    pub fn refuse_for_servers(&self) -> anyhow::Result<()> {
+    /// Refuses these options for a Server revision, which has no alias to move; a blue/green
+    /// deployment has waits, so it takes `--time-scale`.
+    pub fn refuse_for_servers(&self, blue_green: bool) -> anyhow::Result<()> {
         let given = [
             ("--endpoint", self.endpoint.is_some()),
-            ("--time-scale", self.time_scale.is_some()),
+            ("--time-scale", self.time_scale.is_some() && !blue_green),
             ("--bake-time", self.bake_time.is_some()),
         ];
         if let Some((option, _)) = given.iter().find(|(_, given)| *given) {
             bail!("{option} is for Lambda AppSpecs; this revision deploys to hosts");
         }
+        if self.time_scale == Some(0) {
+            bail!("--time-scale must be at least 1");
+        }
         Ok(())
+    }
+
+    /// How much faster than real time the waits pass, when they are faster.
+    pub fn time_scale(&self) -> Option<u32> {
+        self.time_scale.filter(|&n| n > 1)
     }
 }
 
@@ -177,7 +186,7 @@ pub fn deploy(args: DeployArgs, (file, text): (PathBuf, String)) -> anyhow::Resu
     req.creator = DeploymentCreator::User;
     req.description = Some(format!("cutover local deploy {}", file.display()));
     req.override_alarm_configuration = alarms(&args.alarm);
-    req.time_scale = args.lambda.time_scale.filter(|&n| n > 1);
+    req.time_scale = args.lambda.time_scale();
     req.bake_time_in_minutes = args.lambda.bake_time.filter(|&m| m > 0);
 
     if !args.json {

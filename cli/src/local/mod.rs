@@ -13,7 +13,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use cutover_core::DeploymentId;
 use cutover_core::config::{DeploymentConfigInfo, MinimumHealthyHosts, MinimumHealthyHostsType};
-use cutover_core::machine::Deployment;
+use cutover_core::machine::{Deployment, Phase};
+use cutover_core::model::DeploymentWaitType;
 use cutover_engine::Engine;
 use cutover_local::driver::DriveEvents;
 use cutover_local::{LocalPorts, LocalStore};
@@ -47,6 +48,13 @@ pub enum LocalCommand {
     },
     /// Stop a deployment at its next safe point (it ends Stopped, with MANUAL_STOP).
     Stop {
+        deployment_id: String,
+        #[command(flatten)]
+        state: StateDir,
+    },
+    /// End the wait of a blue/green deployment: move traffic to its replacement hosts now (a
+    /// --ready-wait), or let its original hosts go now (a --terminate-after wait).
+    Continue {
         deployment_id: String,
         #[command(flatten)]
         state: StateDir,
@@ -141,6 +149,35 @@ pub fn run(cmd: LocalCommand) -> anyhow::Result<Outcome> {
             let d = local.wait_until_finished(&id)?;
             report::print_deployment(local.store(), &d, false)?;
             Ok(Outcome::Done)
+        }
+        LocalCommand::Continue {
+            deployment_id,
+            state,
+        } => {
+            let local = Local::open(&state)?;
+            let id = parse_deployment_id(&deployment_id)?;
+            let d = local.deployment(&id)?;
+            let (wait, doing) = match d.phase {
+                Phase::WaitingForReroute { .. } => (
+                    DeploymentWaitType::ReadyWait,
+                    "Moving traffic to the replacement hosts",
+                ),
+                Phase::WaitingToTerminate { .. } => (
+                    DeploymentWaitType::TerminationWait,
+                    "Letting the original hosts go",
+                ),
+                _ => bail!(
+                    "deployment {id} is not waiting ({}); `cutover local continue` ends a blue/green deployment's wait before traffic moves or before its original hosts are let go",
+                    d.status()
+                ),
+            };
+            local.block_on(local.engine.continue_deployment(&id, wait))?;
+            eprintln!("{doing} of {id}...");
+            let d = local.wait_until(&id, |d| {
+                d.is_finished() || matches!(d.phase, Phase::WaitingToTerminate { .. })
+            })?;
+            report::print_deployment(local.store(), &d, false)?;
+            Ok(crate::render::outcome(&d))
         }
         LocalCommand::Alarm {
             name,
@@ -333,10 +370,19 @@ impl Local {
     /// Waits for a deployment that another process drives (or drives it, if that process is
     /// gone) until it finishes.
     fn wait_until_finished(&self, id: &DeploymentId) -> anyhow::Result<Deployment> {
+        self.wait_until(id, Deployment::is_finished)
+    }
+
+    /// [`Local::wait_until_finished`], until `done` holds of the deployment.
+    fn wait_until(
+        &self,
+        id: &DeploymentId,
+        done: impl Fn(&Deployment) -> bool,
+    ) -> anyhow::Result<Deployment> {
         loop {
             self.resume_interrupted()?;
             let d = self.deployment(id)?;
-            if d.is_finished() {
+            if done(&d) {
                 return Ok(d);
             }
             std::thread::sleep(std::time::Duration::from_millis(100));

@@ -88,6 +88,7 @@ impl DeploymentView for Snapshot {
             target_id: &t.target_id,
             status: t.status,
             lifecycle_events: &t.lifecycle_events,
+            label: t.instance_label,
         }
     }
 

@@ -153,11 +153,20 @@ fn run_event(req: &RunRequest, event: LifecycleEventName) -> Diagnostics {
             "{e} is performed by cutover's traffic router, not by the agent on the host"
         )),
         e if e.runs_previous_revision() => run_previous_revision_hooks(req, e),
-        e => run_hooks(
-            req,
-            e,
-            &req.root.archive_dir(&req.group_id, &req.deployment_id),
-        ),
+        e => {
+            let archive = req.root.archive_dir(&req.group_id, &req.deployment_id);
+            // An original host that takes traffic back when a blue/green deployment is undone
+            // never installed this deployment's revision: it runs the scripts of the one it has.
+            let takes_traffic_back = matches!(
+                e,
+                LifecycleEventName::BeforeAllowTraffic | LifecycleEventName::AfterAllowTraffic
+            ) && !archive.is_dir();
+            if takes_traffic_back {
+                run_previous_revision_hooks(req, e)
+            } else {
+                run_hooks(req, e, &archive)
+            }
+        }
     };
     result.unwrap_or_else(unknown_error)
 }

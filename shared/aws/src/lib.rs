@@ -14,6 +14,7 @@ pub mod notifier;
 pub mod ports;
 pub mod queue;
 pub mod registry;
+pub mod replacements;
 pub mod revisions;
 pub mod store;
 pub mod traffic;

@@ -12,6 +12,7 @@ use crate::hosts::SsmHosts;
 use crate::lambda::LambdaFunctions;
 use crate::notifier::LogNotifier;
 use crate::queue::{SqsQueue, StepFunction};
+use crate::replacements::CloudReplacements;
 use crate::revisions::S3Revisions;
 use crate::store::DynamoStore;
 use crate::traffic::Elbv2Router;
@@ -132,6 +133,7 @@ impl Ports for AwsPorts {
     type Fleet = Ec2Fleet;
     type Hosts = SsmHosts;
     type Traffic = Elbv2Router;
+    type Replacements = CloudReplacements;
     type Lambda = LambdaFunctions;
     type HookFunctions = LambdaFunctions;
     type Alarms = CloudWatchAlarms;
@@ -155,6 +157,9 @@ impl Ports for AwsPorts {
     }
     fn traffic(&self) -> &Elbv2Router {
         &self.traffic
+    }
+    fn replacements(&self) -> &CloudReplacements {
+        &CloudReplacements
     }
     fn lambda(&self) -> &LambdaFunctions {
         &self.lambda

@@ -42,9 +42,12 @@ impl StepFunction {
             Work::Event(_) => StepFunction::Finalize,
             Work::PollHost { .. } => StepFunction::RunHooks,
             Work::Command(command) => match command {
-                Command::AcquireGroupLock | Command::ValidateRevision | Command::ResolveTargets => {
-                    StepFunction::ValidateRevision
-                }
+                Command::AcquireGroupLock
+                | Command::ValidateRevision
+                | Command::ResolveTargets
+                | Command::ProvisionReplacements
+                | Command::ReleaseOriginals { .. }
+                | Command::DiscardReplacements { .. } => StepFunction::ValidateRevision,
                 Command::RunLifecycleEvents { .. }
                 | Command::StopLifecycleEvents { .. }
                 | Command::InvokeHook { .. } => StepFunction::RunHooks,

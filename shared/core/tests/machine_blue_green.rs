@@ -130,11 +130,7 @@ fn green_takes_traffic_before_blue_gives_it_up_and_blue_is_kept_alive_by_default
             (AfterBlockTraffic, LifecycleEventStatus::Succeeded)
         ]
     );
-    let last_allow = w
-        .routed
-        .iter()
-        .rposition(|r| r.1 == AllowTraffic)
-        .unwrap();
+    let last_allow = w.routed.iter().rposition(|r| r.1 == AllowTraffic).unwrap();
     let first_block = w.routed.iter().position(|r| r.1 == BlockTraffic).unwrap();
     assert!(last_allow < first_block, "{:?}", w.routed);
     // OneAtATime applies to the replacements: one installs at a time.
@@ -184,7 +180,10 @@ fn originals_are_terminated_after_the_wait_or_when_a_user_continues() {
         wait: DeploymentWaitType::ReadyWait,
     };
     w.deliver(&id, ready_wait);
-    assert_eq!(w.deployment(&id).phase.kind(), PhaseKind::WaitingToTerminate);
+    assert_eq!(
+        w.deployment(&id).phase.kind(),
+        PhaseKind::WaitingToTerminate
+    );
     let waited_from = w.now;
     w.post(
         &id,
@@ -376,7 +375,10 @@ fn an_alarm_after_the_reroute_routes_traffic_back_to_blue() {
     w.run();
     let d = w.deployment(&id);
     assert_eq!(d.status(), DeploymentStatus::Stopped);
-    assert_eq!(d.error_information.as_ref().unwrap().code, ErrorCode::AlarmActive);
+    assert_eq!(
+        d.error_information.as_ref().unwrap().code,
+        ErrorCode::AlarmActive
+    );
     assert_eq!(w.in_service, set(&hosts(2)));
     assert_eq!(w.discarded, vec![(id.clone(), green(2))]);
     assert!(w.released.is_empty());
@@ -449,7 +451,10 @@ fn provisioning_that_fails_or_never_ends_fails_the_deployment_and_cleans_up() {
         ErrorCode::AutoScalingConfiguration
     );
     assert_eq!(w.discarded, vec![(id.clone(), vec![])]);
-    assert_eq!(labelled(d, TargetLabel::Blue), [("host-1".into(), TargetStatus::Skipped)]);
+    assert_eq!(
+        labelled(d, TargetLabel::Blue),
+        [("host-1".into(), TargetStatus::Skipped)]
+    );
 
     let mut w = world(1, 1);
     w.provisioning_silent = true;
@@ -463,7 +468,10 @@ fn provisioning_that_fails_or_never_ends_fails_the_deployment_and_cleans_up() {
     w.run();
     let d = w.deployment(&id);
     assert_eq!(d.status(), DeploymentStatus::Failed);
-    assert_eq!(d.error_information.as_ref().unwrap().code, ErrorCode::Timeout);
+    assert_eq!(
+        d.error_information.as_ref().unwrap().code,
+        ErrorCode::Timeout
+    );
     assert!(w.now >= started + Duration::from_secs(3600));
     assert_eq!(w.discarded.len(), 1);
     // A late answer changes nothing.
@@ -485,7 +493,10 @@ fn replacements_that_are_originals_or_none_are_refused() {
         w.run();
         let d = w.deployment(&id);
         assert_eq!(d.status(), DeploymentStatus::Failed);
-        assert_eq!(d.error_information.as_ref().unwrap().code, ErrorCode::NoInstances);
+        assert_eq!(
+            d.error_information.as_ref().unwrap().code,
+            ErrorCode::NoInstances
+        );
         assert_eq!(w.in_service, set(&hosts(2)));
     }
 }
@@ -582,7 +593,17 @@ fn case() -> impl Strategy<Value = Case> {
         prop::collection::vec(0usize..64, 0..400),
     )
         .prop_map(
-            |(blue, green, config, failures, ready, terminate, continue_ready, deliveries, order)| {
+            |(
+                blue,
+                green,
+                config,
+                failures,
+                ready,
+                terminate,
+                continue_ready,
+                deliveries,
+                order,
+            )| {
                 Case {
                     blue,
                     green,

@@ -11,8 +11,8 @@ use cutover_core::machine::{
     OutcomeStatus, Phase, Target,
 };
 use cutover_core::model::{
-    ComputePlatform, DeploymentStatus, Diagnostics, ErrorCode, ErrorInformation,
-    LifecycleErrorCode, LifecycleEventStatus,
+    ComputePlatform, DeploymentStatus, DeploymentWaitType, Diagnostics, ErrorCode,
+    ErrorInformation, LifecycleErrorCode, LifecycleEventStatus,
 };
 use cutover_core::{DeploymentId, TargetId, Timestamp};
 use futures_util::future::join_all;
@@ -20,7 +20,8 @@ use tokio::sync::Mutex;
 
 use crate::ports::{
     Alarms, Clock, Commit, Fleet, HookFunctions, HookRunner, HostRun, LambdaTraffic, Notifier,
-    Polled, Ports, Resolution, RevisionSource, StepQueue, Store, TrafficRouter, Validation,
+    Polled, Ports, Provisioning, Replacements, Resolution, RevisionSource, StepQueue, Store,
+    TrafficRouter, Validation,
 };
 use crate::{EngineError, PortError, Step, Work};
 
@@ -215,6 +216,9 @@ impl<P: Ports> Engine<P> {
             | Command::InvokeHook { .. }
             | Command::ShiftTraffic { .. }
             | Command::RestoreTraffic
+            | Command::ProvisionReplacements
+            | Command::ReleaseOriginals { .. }
+            | Command::DiscardReplacements { .. }
                 if d.is_finished() =>
             {
                 Ok(())
@@ -288,6 +292,10 @@ impl<P: Ports> Engine<P> {
                 join_all(runs).await.into_iter().collect()
             }
             Command::BlockTraffic { targets } => {
+                let targets = running(&d, targets, LifecycleEventName::BlockTraffic);
+                if targets.is_empty() {
+                    return Ok(());
+                }
                 let outcomes = p
                     .traffic()
                     .block(&d, &targets)
@@ -297,6 +305,10 @@ impl<P: Ports> Engine<P> {
                     .await
             }
             Command::AllowTraffic { targets } => {
+                let targets = running(&d, targets, LifecycleEventName::AllowTraffic);
+                if targets.is_empty() {
+                    return Ok(());
+                }
                 let outcomes = p
                     .traffic()
                     .allow(&d, &targets)
@@ -304,6 +316,43 @@ impl<P: Ports> Engine<P> {
                     .map_err(EngineError::port("traffic router"))?;
                 self.deliver_outcomes(id, LifecycleEventName::AllowTraffic, outcomes)
                     .await
+            }
+            Command::ProvisionReplacements => self.provision(id, d).await,
+            Command::ReleaseOriginals { targets, terminate } => {
+                if d.phase != Phase::ReleasingOriginals {
+                    return Ok(());
+                }
+                let event = match p.replacements().release(&d, &targets, terminate).await {
+                    Ok(()) => Event::OriginalsReleased,
+                    Err(e) if e.retryable => return Err(EngineError::port("replacements")(e)),
+                    Err(e) => Event::StepFailed {
+                        error: ErrorInformation::new(
+                            ErrorCode::InternalError,
+                            format!(
+                                "Traffic is on the replacement hosts, but the original hosts could not be let go: {}",
+                                e.message
+                            ),
+                        ),
+                    },
+                };
+                self.decide(id, Some(d), vec![event], Vec::new())
+                    .await
+                    .map(drop)
+            }
+            Command::DiscardReplacements { targets } => {
+                if !matches!(d.phase, Phase::DiscardingReplacements { .. }) {
+                    return Ok(());
+                }
+                let event = match p.replacements().discard(&d, &targets).await {
+                    Ok(()) => Event::ReplacementsDiscarded,
+                    Err(e) if e.retryable => return Err(EngineError::port("replacements")(e)),
+                    Err(e) => Event::StepFailed {
+                        error: ErrorInformation::new(ErrorCode::InternalError, e.message),
+                    },
+                };
+                self.decide(id, Some(d), vec![event], Vec::new())
+                    .await
+                    .map(drop)
             }
             Command::InvokeHook { event, function } => {
                 self.invoke_hook(id, d, event, function).await
@@ -379,6 +428,64 @@ impl<P: Ports> Engine<P> {
                 }
             }
         }
+    }
+
+    /// A user asked a waiting blue/green deployment to go on (`ContinueDeployment`). Returns
+    /// the deployment as it is afterwards; a deployment that is not in that wait is unchanged.
+    pub async fn continue_deployment(
+        &self,
+        id: &DeploymentId,
+        wait: DeploymentWaitType,
+    ) -> Result<Deployment, EngineError> {
+        self.deliver(id, vec![Event::ContinueRequested { wait }])
+            .await
+    }
+
+    /// Provisions a blue/green deployment's replacement fleet, asking again later while it comes
+    /// up. A fleet that comes up after the deployment began to end is discarded again.
+    async fn provision(&self, id: &DeploymentId, d: Deployment) -> Result<(), EngineError> {
+        if !matches!(d.phase, Phase::ProvisioningReplacements { .. }) {
+            return Ok(());
+        }
+        let replacements = self.ports.replacements();
+        let event = match replacements.provision(&d).await {
+            Ok(Provisioning::Ready(targets)) => Event::ReplacementsReady { targets },
+            Ok(Provisioning::Pending(after)) => {
+                let again = Step::command(id.clone(), Command::ProvisionReplacements)
+                    .not_before(self.ports.clock().now() + after);
+                return self
+                    .ports
+                    .queue()
+                    .send(vec![again])
+                    .await
+                    .map_err(EngineError::port("step queue"));
+            }
+            Ok(Provisioning::Failed(error)) => Event::StepFailed { error },
+            Err(e) if e.retryable => return Err(EngineError::port("replacements")(e)),
+            Err(e) => Event::StepFailed {
+                error: ErrorInformation::new(
+                    ErrorCode::InternalError,
+                    format!(
+                        "The replacement hosts could not be provisioned: {}",
+                        e.message
+                    ),
+                ),
+            },
+        };
+        let made = match &event {
+            Event::ReplacementsReady { targets } => targets.clone(),
+            _ => Vec::new(),
+        };
+        let after = self.decide(id, Some(d), vec![event], Vec::new()).await?;
+        let too_late =
+            after.is_finished() || matches!(after.phase, Phase::DiscardingReplacements { .. });
+        if too_late && !made.is_empty() {
+            replacements
+                .discard(&after, &made)
+                .await
+                .map_err(EngineError::port("replacements"))?;
+        }
+        Ok(())
     }
 
     /// A hook function reported (`PutLifecycleEventHookExecutionStatus`). The execution id is
@@ -756,6 +863,21 @@ impl<P: Ports> Engine<P> {
             .collect();
         self.deliver(id, events).await.map(drop)
     }
+}
+
+/// Those of `targets` on which `event` is running: a step delivered again after the event
+/// ended, or after the deployment moved on, must not move traffic again.
+fn running(d: &Deployment, targets: Vec<TargetId>, event: LifecycleEventName) -> Vec<TargetId> {
+    targets
+        .into_iter()
+        .filter(|id| {
+            d.target(id).is_some_and(|t| {
+                t.lifecycle_events[..t.dispatched].iter().any(|e| {
+                    e.lifecycle_event_name == event && e.status == LifecycleEventStatus::InProgress
+                })
+            })
+        })
+        .collect()
 }
 
 /// The function and alias a Lambda deployment moves, known once its revision is validated.

@@ -23,7 +23,7 @@ pub use engine::{Engine, HookReport};
 pub use error::{EngineError, PortError};
 pub use ports::{
     Alarms, Clock, Commit, Fleet, HookFunctions, HookRunner, HostRun, LambdaTraffic, Notifier,
-    Polled, Ports, Resolution, RevisionSource, StepQueue, Store, SystemClock, TrafficRouter,
-    Validation,
+    Polled, Ports, Provisioning, Replacements, Resolution, RevisionSource, StepQueue, Store,
+    SystemClock, TrafficRouter, Validation,
 };
 pub use step::{Step, Work};

@@ -235,6 +235,49 @@ pub trait TrafficRouter: Send + Sync {
     ) -> impl Future<Output = Result<Vec<(TargetId, LifecycleOutcome)>, PortError>> + Send;
 }
 
+/// Provisions the replacement (green) hosts of blue/green deployments, and lets go of the
+/// original or the replacement hosts once a deployment no longer needs them. Every method is
+/// safe to repeat.
+pub trait Replacements: Send + Sync {
+    /// Provisions the replacement fleet of `deployment` (a copy of its Auto Scaling group, new
+    /// simulated hosts), or discovers it (the deployment's `targetInstances`). Asked again while
+    /// the fleet comes up, it says how far it is; a fleet that cannot come up is removed before
+    /// [`Provisioning::Failed`] is returned.
+    fn provision(
+        &self,
+        deployment: &Deployment,
+    ) -> impl Future<Output = Result<Provisioning, PortError>> + Send;
+
+    /// Traffic is on the replacements: makes them the group's hosts, and terminates
+    /// `originals` (`terminate`) or keeps them running, out of the group.
+    fn release(
+        &self,
+        deployment: &Deployment,
+        originals: &[TargetId],
+        terminate: bool,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Removes the replacement hosts provisioned for `deployment`, whether or not they are
+    /// among `replacements` (provisioning may have made some it never reported). Hosts that
+    /// were discovered rather than provisioned are left running.
+    fn discard(
+        &self,
+        deployment: &Deployment,
+        replacements: &[TargetId],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// What [`Replacements::provision`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Provisioning {
+    /// The replacement hosts run and can be reached.
+    Ready(Vec<TargetId>),
+    /// They are coming up; ask again after this long.
+    Pending(Duration),
+    /// They cannot come up; whatever was made for them is gone.
+    Failed(ErrorInformation),
+}
+
 /// Moves the traffic of a Lambda function's alias between two published versions.
 pub trait LambdaTraffic: Send + Sync {
     /// Checks that the function, its alias and both versions exist, and that the alias sends
@@ -315,6 +358,7 @@ pub trait Ports: Send + Sync {
     type Fleet: Fleet;
     type Hosts: HookRunner;
     type Traffic: TrafficRouter;
+    type Replacements: Replacements;
     type Lambda: LambdaTraffic;
     type HookFunctions: HookFunctions;
     type Alarms: Alarms;
@@ -327,6 +371,7 @@ pub trait Ports: Send + Sync {
     fn fleet(&self) -> &Self::Fleet;
     fn hosts(&self) -> &Self::Hosts;
     fn traffic(&self) -> &Self::Traffic;
+    fn replacements(&self) -> &Self::Replacements;
     fn lambda(&self) -> &Self::Lambda;
     fn hook_functions(&self) -> &Self::HookFunctions;
     fn alarms(&self) -> &Self::Alarms;

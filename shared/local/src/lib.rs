@@ -8,6 +8,7 @@ pub mod lambda;
 pub mod ports;
 pub mod process;
 mod registry;
+pub mod replacements;
 pub mod s3;
 pub mod store;
 

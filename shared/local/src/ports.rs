@@ -34,6 +34,7 @@ use cutover_engine::{
 use tokio::sync::Semaphore;
 
 use crate::lambda::LambdaApi;
+use crate::replacements::LocalReplacements;
 use crate::s3::{S3Access, URL_LIFETIME};
 use crate::store::{LocalHost, LocalStore};
 
@@ -50,6 +51,7 @@ pub struct LocalPorts<H = LocalHosts> {
     revisions: LocalRevisions,
     notifier: FileNotifier,
     lambda: LocalLambda,
+    replacements: LocalReplacements,
 }
 
 impl LocalPorts<LocalHosts> {
@@ -71,6 +73,7 @@ impl<H: HookRunner> LocalPorts<H> {
             },
             notifier: FileNotifier(state_dir.join(NOTIFICATIONS_FILE)),
             lambda: LocalLambda(LambdaApi::from_env()),
+            replacements: LocalReplacements::new(store.clone(), state_dir),
             store,
             hosts,
         }
@@ -95,6 +98,7 @@ impl<H: HookRunner> Ports for LocalPorts<H> {
     type Fleet = LocalFleet;
     type Hosts = H;
     type Traffic = LocalStore;
+    type Replacements = LocalReplacements;
     type Lambda = LocalLambda;
     type HookFunctions = LocalLambda;
     type Alarms = LocalStore;
@@ -118,6 +122,9 @@ impl<H: HookRunner> Ports for LocalPorts<H> {
     }
     fn traffic(&self) -> &LocalStore {
         &self.store
+    }
+    fn replacements(&self) -> &LocalReplacements {
+        &self.replacements
     }
     fn lambda(&self) -> &LocalLambda {
         &self.lambda

@@ -102,6 +102,12 @@ CREATE TABLE IF NOT EXISTS alarms (
     name TEXT PRIMARY KEY,
     state TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS replacements (
+    deployment_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    root TEXT NOT NULL,
+    PRIMARY KEY (deployment_id, name)
+);
 CREATE TABLE IF NOT EXISTS traffic (
     application TEXT NOT NULL,
     group_name TEXT NOT NULL,
@@ -171,7 +177,7 @@ impl LocalHost {
         }
     }
 
-    fn named(state_dir: &Path, name: &str) -> LocalHost {
+    pub(crate) fn named(state_dir: &Path, name: &str) -> LocalHost {
         LocalHost {
             name: name.to_owned(),
             root: state_dir.join("hosts").join(name),

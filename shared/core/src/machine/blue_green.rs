@@ -18,8 +18,7 @@ use std::time::Duration;
 use super::in_place::{self, Runs};
 use super::phase::Ending;
 use super::{
-    Command, CoreError, Deployment, Phase, Target, Timer, finish, scaled, scaled_minutes,
-    schedule,
+    Command, CoreError, Deployment, Phase, Target, Timer, finish, scaled, scaled_minutes, schedule,
 };
 use crate::ids::TargetId;
 use crate::lifecycle::{self, ALLOW_TRAFFIC, BLOCK_TRAFFIC, LifecycleEventName};
@@ -88,7 +87,10 @@ pub(super) fn on_replacements_ready(
         );
         return Ok(());
     }
-    let plan = match d.config.host_plan(u32::try_from(green.len()).unwrap_or(u32::MAX)) {
+    let plan = match d
+        .config
+        .host_plan(u32::try_from(green.len()).unwrap_or(u32::MAX))
+    {
         Ok(plan) => plan,
         Err(e) => {
             let error = ErrorInformation::new(ErrorCode::HealthConstraintsInvalid, e.to_string());
@@ -245,10 +247,7 @@ pub(super) fn cleans_up_first(d: &Deployment) -> bool {
 
 /// Begins to undo the deployment before it ends as `ending` says.
 pub(super) fn clean_up(d: &mut Deployment, ending: Ending, now: Timestamp, out: &mut Vec<Command>) {
-    if matches!(
-        d.phase,
-        Phase::Rerouting | Phase::WaitingToTerminate { .. }
-    ) {
+    if matches!(d.phase, Phase::Rerouting | Phase::WaitingToTerminate { .. }) {
         route_back(d, ending, now, out);
     } else {
         discard(d, ending, out);
@@ -481,7 +480,9 @@ fn failure_code(d: &Deployment, label: TargetLabel) -> ErrorCode {
         .iter()
         .filter(|t| is(t, label))
         .flat_map(|t| &t.lifecycle_events)
-        .any(|e| e.status == LifecycleEventStatus::Failed && e.lifecycle_event_name.is_system_event());
+        .any(|e| {
+            e.status == LifecycleEventStatus::Failed && e.lifecycle_event_name.is_system_event()
+        });
     if by_router {
         ErrorCode::ElasticLoadBalancingInvalid
     } else {
@@ -564,8 +565,11 @@ fn route_back(d: &mut Deployment, ending: Ending, now: Timestamp, out: &mut Vec<
             continue;
         }
         t.dispatched = t.lifecycle_events.len();
-        t.lifecycle_events
-            .extend(back.iter().copied().map(crate::model::LifecycleEvent::pending));
+        t.lifecycle_events.extend(
+            back.iter()
+                .copied()
+                .map(crate::model::LifecycleEvent::pending),
+        );
         t.status = TargetStatus::InProgress;
     }
     if !interrupted.is_empty() {

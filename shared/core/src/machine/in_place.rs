@@ -385,11 +385,7 @@ impl Runs {
 
 /// If the target's handed-out events have all finished, hands out the next run, of events
 /// before index `limit` only. A target with nothing to hand out is left as it is, still shared.
-pub(super) fn dispatch_next_run(
-    t: &mut Arc<Target>,
-    now: Timestamp,
-    limit: usize,
-) -> Option<Run> {
+pub(super) fn dispatch_next_run(t: &mut Arc<Target>, now: Timestamp, limit: usize) -> Option<Run> {
     let (run, end) = next_run(t, limit)?;
     let t = Arc::make_mut(t);
     let first = &mut t.lifecycle_events[t.dispatched];

@@ -19,11 +19,11 @@ mod in_place;
 mod lambda;
 pub mod phase;
 
+pub use blue_green::PROVISIONING_TIMEOUT;
 pub use deployment::{
     CreateDeployment, Deployment, DeploymentOptions, HookExecution, HostCommand,
     PreviousDeployment, Target, lambda_appspec,
 };
-pub use blue_green::PROVISIONING_TIMEOUT;
 pub use lambda::{HOOK_TIMEOUT, HookStatus, lambda_target_id};
 pub use phase::{FinalStatus, Phase, PhaseKind};
 

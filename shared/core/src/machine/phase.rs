@@ -436,11 +436,7 @@ pub const GRAPH: &[(PhaseKind, EventKind, &[PhaseKind])] = &[
         E::HostCommandSent,
         &[P::InstallingReplacements],
     ),
-    (
-        P::WaitingForReroute,
-        E::ContinueRequested,
-        &[P::Rerouting],
-    ),
+    (P::WaitingForReroute, E::ContinueRequested, &[P::Rerouting]),
     (
         P::WaitingForReroute,
         E::TimerFired,
@@ -678,9 +674,7 @@ pub(super) fn apply(
             },
         ) => in_place::on_lifecycle_event(d, &target, event, outcome, now, out),
         (
-            Phase::InstallingReplacements { .. }
-            | Phase::Rerouting
-            | Phase::ReroutingBack { .. },
+            Phase::InstallingReplacements { .. } | Phase::Rerouting | Phase::ReroutingBack { .. },
             Event::LifecycleEventFinished {
                 target,
                 event,
@@ -777,8 +771,10 @@ pub(super) fn apply(
         }
 
         (Phase::RestoringTraffic { ending }, Event::StepFailed { error }) => {
-            let ending =
-                ending.failed_with("The alias could not be moved back to its current version", &error);
+            let ending = ending.failed_with(
+                "The alias could not be moved back to its current version",
+                &error,
+            );
             finish::conclude(d, ending, now, out);
         }
         (
@@ -909,7 +905,11 @@ mod tests {
 
     #[test]
     fn a_blue_green_deployment_ends_only_through_its_clean_up_unless_it_succeeds() {
-        for phase in BEFORE_REROUTE.iter().chain(&REROUTED).chain(&[P::ReroutingBack]) {
+        for phase in BEFORE_REROUTE
+            .iter()
+            .chain(&REROUTED)
+            .chain(&[P::ReroutingBack])
+        {
             for (from, event, to) in GRAPH {
                 if from == phase {
                     assert!(

@@ -556,8 +556,7 @@ impl DeploymentGroupInfo {
             {
                 return Err(GroupError::MissingBlueGreenConfiguration { group: group() });
             }
-            if style.deployment_type == DeploymentType::BlueGreen && !style.with_traffic_control()
-            {
+            if style.deployment_type == DeploymentType::BlueGreen && !style.with_traffic_control() {
                 return Err(GroupError::BlueGreenWithoutTrafficControl { group: group() });
             }
             if style.with_traffic_control()

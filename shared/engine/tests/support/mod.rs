@@ -26,8 +26,8 @@ use cutover_core::model::{
 use cutover_core::{DeploymentId, TargetId, Timestamp};
 use cutover_engine::{
     Alarms, Clock, Commit, Engine, Fleet, HookFunctions, HookRunner, LambdaTraffic, Notifier,
-    Polled, PortError, Ports, Resolution, RevisionSource, Step, StepQueue, Store, TrafficRouter,
-    Validation,
+    Polled, PortError, Ports, Provisioning, Replacements, Resolution, RevisionSource, Step,
+    StepQueue, Store, TrafficRouter, Validation,
 };
 use tokio::sync::Notify;
 
@@ -108,6 +108,7 @@ pub struct MemoryPorts {
     pub notifier: MemoryNotifier,
     pub clock: ManualClock,
     pub lambda: MemoryLambda,
+    pub replacements: MemoryReplacements,
 }
 
 impl MemoryPorts {
@@ -125,6 +126,7 @@ impl Ports for MemoryPorts {
     type Fleet = MemoryFleet;
     type Hosts = MemoryHosts;
     type Traffic = MemoryTraffic;
+    type Replacements = MemoryReplacements;
     type Lambda = MemoryLambda;
     type HookFunctions = MemoryLambda;
     type Alarms = MemoryAlarms;
@@ -148,6 +150,9 @@ impl Ports for MemoryPorts {
     }
     fn traffic(&self) -> &MemoryTraffic {
         &self.traffic
+    }
+    fn replacements(&self) -> &MemoryReplacements {
+        &self.replacements
     }
     fn lambda(&self) -> &MemoryLambda {
         &self.lambda
@@ -718,6 +723,11 @@ impl MemoryTraffic {
         lock(&self.state).in_service.get(&host(target)).copied()
     }
 
+    /// `target` is in service before any deployment moves it.
+    pub fn in_service_now(&self, target: &str) {
+        lock(&self.state).in_service.insert(host(target), true);
+    }
+
     /// `BlockTraffic` and `AllowTraffic` as they were done to `target`, in order.
     pub fn changes_to(&self, target: &str) -> Vec<LifecycleEventName> {
         lock(&self.state)
@@ -761,6 +771,77 @@ impl TrafficRouter for MemoryTraffic {
         targets: &[TargetId],
     ) -> Result<Vec<(TargetId, LifecycleOutcome)>, PortError> {
         Ok(self.route(targets, LifecycleEventName::AllowTraffic, true))
+    }
+}
+
+/// A replacement fleet that comes up after a number of looks, and a record of the hosts let go
+/// and discarded.
+#[derive(Debug, Default)]
+pub struct MemoryReplacements {
+    state: Mutex<ReplacementsState>,
+}
+
+#[derive(Debug, Default)]
+struct ReplacementsState {
+    hosts: Vec<TargetId>,
+    /// How many more looks find the fleet still coming up.
+    pending: u32,
+    looks: u32,
+    released: Vec<(Vec<TargetId>, bool)>,
+    discarded: Vec<Vec<TargetId>>,
+}
+
+impl MemoryReplacements {
+    /// Provisioning comes up with `hosts`, after `pending` looks that find it coming up.
+    pub fn provide(&self, hosts: &[&str], pending: u32) {
+        let mut state = lock(&self.state);
+        state.hosts = hosts.iter().map(|h| host(h)).collect();
+        state.pending = pending;
+    }
+
+    pub fn looks(&self) -> u32 {
+        lock(&self.state).looks
+    }
+
+    pub fn released(&self) -> Vec<(Vec<TargetId>, bool)> {
+        lock(&self.state).released.clone()
+    }
+
+    pub fn discarded(&self) -> Vec<Vec<TargetId>> {
+        lock(&self.state).discarded.clone()
+    }
+}
+
+impl Replacements for MemoryReplacements {
+    async fn provision(&self, _deployment: &Deployment) -> Result<Provisioning, PortError> {
+        let mut state = lock(&self.state);
+        state.looks += 1;
+        if state.pending > 0 {
+            state.pending -= 1;
+            return Ok(Provisioning::Pending(Duration::from_secs(15)));
+        }
+        Ok(Provisioning::Ready(state.hosts.clone()))
+    }
+
+    async fn release(
+        &self,
+        _deployment: &Deployment,
+        originals: &[TargetId],
+        terminate: bool,
+    ) -> Result<(), PortError> {
+        lock(&self.state)
+            .released
+            .push((originals.to_vec(), terminate));
+        Ok(())
+    }
+
+    async fn discard(
+        &self,
+        _deployment: &Deployment,
+        replacements: &[TargetId],
+    ) -> Result<(), PortError> {
+        lock(&self.state).discarded.push(replacements.to_vec());
+        Ok(())
     }
 }
 
