@@ -53,6 +53,20 @@ fn ready_wait(action: DeploymentReadyAction, minutes: u32) -> BlueGreenDeploymen
     }
 }
 
+/// A blue/green deployment of revision v2 with `CodeDeployDefault.<config>`.
+fn bg_request(
+    n: u64,
+    bg: BlueGreenDeploymentConfiguration,
+    config: &str,
+) -> cutover_core::machine::CreateDeployment {
+    request(
+        n,
+        blue_green(bg),
+        predefined(&format!("CodeDeployDefault.{config}")),
+        "v2",
+    )
+}
+
 /// A world with `blue` original hosts in service and `green` replacements to provision.
 fn world(blue: usize, green_hosts: usize) -> World {
     let mut w = World::new(hosts(blue));
@@ -85,12 +99,7 @@ fn labelled(d: &Deployment, label: TargetLabel) -> Vec<(String, TargetStatus)> {
 #[test]
 fn green_takes_traffic_before_blue_gives_it_up_and_blue_is_kept_alive_by_default() {
     let mut w = world(2, 3);
-    let id = w.create(request(
-        1,
-        blue_green(Default::default()),
-        predefined("CodeDeployDefault.OneAtATime"),
-        "v2",
-    ));
+    let id = w.create(bg_request(1, Default::default(), "OneAtATime"));
     w.run();
     let d = w.deployment(&id);
     assert_eq!(d.status(), DeploymentStatus::Succeeded);
@@ -146,12 +155,7 @@ fn green_takes_traffic_before_blue_gives_it_up_and_blue_is_kept_alive_by_default
 #[test]
 fn originals_are_terminated_after_the_wait_or_when_a_user_continues() {
     let mut w = world(2, 2);
-    let id = w.create(request(
-        1,
-        blue_green(terminate_after(60)),
-        predefined("CodeDeployDefault.AllAtOnce"),
-        "v2",
-    ));
+    let id = w.create(bg_request(1, terminate_after(60), "AllAtOnce"));
     w.settle();
     let d = w.deployment(&id).clone();
     let Phase::WaitingToTerminate { until } = d.phase else {
@@ -169,12 +173,7 @@ fn originals_are_terminated_after_the_wait_or_when_a_user_continues() {
 
     // SkipWaitTimeForInstanceTermination.
     let mut w = world(1, 1);
-    let id = w.create(request(
-        2,
-        blue_green(terminate_after(60)),
-        predefined("CodeDeployDefault.AllAtOnce"),
-        "v2",
-    ));
+    let id = w.create(bg_request(2, terminate_after(60), "AllAtOnce"));
     w.settle();
     let ready_wait = Event::ContinueRequested {
         wait: DeploymentWaitType::ReadyWait,
@@ -202,12 +201,7 @@ fn originals_are_terminated_after_the_wait_or_when_a_user_continues() {
 fn a_failure_on_green_leaves_blue_serving_and_removes_green() {
     let mut w = world(2, 2);
     w.fail("Fleet-green-1", AfterInstall);
-    let mut req = request(
-        1,
-        blue_green(terminate_after(0)),
-        predefined("CodeDeployDefault.OneAtATime"),
-        "v2",
-    );
+    let mut req = bg_request(1, terminate_after(0), "OneAtATime");
     req.auto_rollback_configuration = Some(AutoRollbackConfiguration {
         enabled: true,
         events: vec![AutoRollbackEvent::DeploymentFailure],
@@ -252,12 +246,7 @@ fn a_failure_on_green_leaves_blue_serving_and_removes_green() {
 fn all_at_once_reroutes_to_the_replacements_that_installed() {
     let mut w = world(2, 3);
     w.fail("Fleet-green-2", Install);
-    let id = w.create(request(
-        1,
-        blue_green(Default::default()),
-        predefined("CodeDeployDefault.AllAtOnce"),
-        "v2",
-    ));
+    let id = w.create(bg_request(1, Default::default(), "AllAtOnce"));
     w.run();
     let d = w.deployment(&id);
     assert_eq!(d.status(), DeploymentStatus::Succeeded);
@@ -276,12 +265,7 @@ fn all_at_once_reroutes_to_the_replacements_that_installed() {
 fn a_stop_deployment_ready_wait_is_continued_or_stops_when_it_runs_out() {
     let config = ready_wait(DeploymentReadyAction::StopDeployment, 30);
     let mut w = world(1, 1);
-    let id = w.create(request(
-        1,
-        blue_green(config),
-        predefined("CodeDeployDefault.AllAtOnce"),
-        "v2",
-    ));
+    let id = w.create(bg_request(1, config, "AllAtOnce"));
     w.settle();
     let d = w.deployment(&id);
     assert_eq!(d.status(), DeploymentStatus::Ready);
@@ -311,12 +295,7 @@ fn a_stop_deployment_ready_wait_is_continued_or_stops_when_it_runs_out() {
     assert_eq!(w.in_service, set(&green(1)));
 
     let mut w = world(1, 1);
-    let id = w.create(request(
-        2,
-        blue_green(config),
-        predefined("CodeDeployDefault.AllAtOnce"),
-        "v2",
-    ));
+    let id = w.create(bg_request(2, config, "AllAtOnce"));
     w.run();
     let d = w.deployment(&id);
     assert_eq!(d.status(), DeploymentStatus::Stopped);
@@ -330,11 +309,10 @@ fn a_stop_deployment_ready_wait_is_continued_or_stops_when_it_runs_out() {
 #[test]
 fn a_continue_deployment_ready_wait_reroutes_when_it_ends() {
     let mut w = world(1, 1);
-    let id = w.create(request(
+    let id = w.create(bg_request(
         1,
-        blue_green(ready_wait(DeploymentReadyAction::ContinueDeployment, 10)),
-        predefined("CodeDeployDefault.AllAtOnce"),
-        "v2",
+        ready_wait(DeploymentReadyAction::ContinueDeployment, 10),
+        "AllAtOnce",
     ));
     w.settle();
     assert_eq!(w.deployment(&id).status(), DeploymentStatus::Ready);
@@ -350,12 +328,7 @@ fn a_continue_deployment_ready_wait_reroutes_when_it_ends() {
 #[test]
 fn an_alarm_after_the_reroute_routes_traffic_back_to_blue() {
     let mut w = world(2, 2);
-    let mut req = request(
-        1,
-        blue_green(terminate_after(60)),
-        predefined("CodeDeployDefault.AllAtOnce"),
-        "v2",
-    );
+    let mut req = bg_request(1, terminate_after(60), "AllAtOnce");
     req.override_alarm_configuration = Some(AlarmConfiguration {
         enabled: true,
         ignore_poll_alarm_failure: false,
@@ -413,12 +386,7 @@ fn an_alarm_after_the_reroute_routes_traffic_back_to_blue() {
 fn a_blue_host_that_cannot_leave_service_fails_the_deployment_and_traffic_goes_back() {
     let mut w = world(2, 2);
     w.fail("host-2", BlockTraffic);
-    let id = w.create(request(
-        1,
-        blue_green(terminate_after(0)),
-        predefined("CodeDeployDefault.AllAtOnce"),
-        "v2",
-    ));
+    let id = w.create(bg_request(1, terminate_after(0), "AllAtOnce"));
     w.run();
     let d = w.deployment(&id);
     assert_eq!(d.status(), DeploymentStatus::Failed);
@@ -437,12 +405,7 @@ fn provisioning_that_fails_or_never_ends_fails_the_deployment_and_cleans_up() {
         ErrorCode::AutoScalingConfiguration,
         "the launch template is gone",
     ));
-    let id = w.create(request(
-        1,
-        blue_green(Default::default()),
-        predefined("CodeDeployDefault.AllAtOnce"),
-        "v2",
-    ));
+    let id = w.create(bg_request(1, Default::default(), "AllAtOnce"));
     w.run();
     let d = w.deployment(&id);
     assert_eq!(d.status(), DeploymentStatus::Failed);
@@ -459,12 +422,7 @@ fn provisioning_that_fails_or_never_ends_fails_the_deployment_and_cleans_up() {
     let mut w = world(1, 1);
     w.provisioning_silent = true;
     let started = w.now;
-    let id = w.create(request(
-        2,
-        blue_green(Default::default()),
-        predefined("CodeDeployDefault.AllAtOnce"),
-        "v2",
-    ));
+    let id = w.create(bg_request(2, Default::default(), "AllAtOnce"));
     w.run();
     let d = w.deployment(&id);
     assert_eq!(d.status(), DeploymentStatus::Failed);
@@ -484,12 +442,7 @@ fn replacements_that_are_originals_or_none_are_refused() {
     for replacements in [vec![], hosts(1)] {
         let mut w = world(2, 0);
         w.replacements = replacements;
-        let id = w.create(request(
-            1,
-            blue_green(Default::default()),
-            predefined("CodeDeployDefault.AllAtOnce"),
-            "v2",
-        ));
+        let id = w.create(bg_request(1, Default::default(), "AllAtOnce"));
         w.run();
         let d = w.deployment(&id);
         assert_eq!(d.status(), DeploymentStatus::Failed);
@@ -504,11 +457,10 @@ fn replacements_that_are_originals_or_none_are_refused() {
 #[test]
 fn a_stop_before_the_reroute_discards_green_and_one_while_releasing_is_too_late() {
     let mut w = world(1, 1);
-    let id = w.create(request(
+    let id = w.create(bg_request(
         1,
-        blue_green(ready_wait(DeploymentReadyAction::StopDeployment, 60)),
-        predefined("CodeDeployDefault.AllAtOnce"),
-        "v2",
+        ready_wait(DeploymentReadyAction::StopDeployment, 60),
+        "AllAtOnce",
     ));
     w.settle();
     w.post(
@@ -523,12 +475,7 @@ fn a_stop_before_the_reroute_discards_green_and_one_while_releasing_is_too_late(
     assert_eq!(w.discarded.len(), 1);
 
     let mut w = world(1, 1);
-    let id = w.create(request(
-        2,
-        blue_green(terminate_after(0)),
-        predefined("CodeDeployDefault.AllAtOnce"),
-        "v2",
-    ));
+    let id = w.create(bg_request(2, terminate_after(0), "AllAtOnce"));
     while w.deployment(&id).phase != Phase::ReleasingOriginals {
         let (d, e, _) = w.inbox.remove(0);
         w.deliver(&d, e);

@@ -39,18 +39,9 @@ pub(super) fn start(
     now: Timestamp,
     out: &mut Vec<Command>,
 ) -> Result<(), CoreError> {
-    let originals = in_place::distinct(targets, "TargetsResolved")?;
-    if originals.is_empty() {
-        let error = ErrorInformation::new(
-            ErrorCode::NoInstances,
-            format!(
-                "The deployment found no original hosts in deployment group '{}' to replace. Check the group's tags, Auto Scaling groups or hosts.",
-                d.group.deployment_group_name
-            ),
-        );
-        finish::fail(d, error, now, out);
+    let Some(originals) = in_place::resolved_hosts(d, targets, now, out)? else {
         return Ok(());
-    }
+    };
     d.targets = originals
         .into_iter()
         .map(|id| Arc::new(labelled(id, &BLOCK_TRAFFIC, TargetLabel::Blue)))
@@ -336,28 +327,8 @@ fn install_progress(d: &mut Deployment, now: Timestamp, out: &mut Vec<Command>) 
         }
     }
     let mut runs = dispatch(d, TargetLabel::Green, end, now);
-    let mut in_progress = count(d, TargetLabel::Green, TargetStatus::InProgress);
-    let failed = count(d, TargetLabel::Green, TargetStatus::Failed);
-    for t in d
-        .targets
-        .iter_mut()
-        .filter(|t| is(t, TargetLabel::Green) && t.status == TargetStatus::Pending)
-    {
-        if !plan.may_start(in_progress, failed) {
-            break;
-        }
-        let started = Arc::make_mut(t);
-        started.status = TargetStatus::InProgress;
-        started.last_updated_at = Some(now);
-        in_progress += 1;
-        out.push(in_place::instance_notice(
-            TriggerEventType::InstanceStart,
-            &t.target_id,
-        ));
-        if let Some(run) = in_place::dispatch_next_run(t, now, end) {
-            runs.add(run, &t.target_id);
-        }
-    }
+    let green = |t: &Target| is(t, TargetLabel::Green);
+    let in_progress = in_place::start_pending(d, plan, green, end, now, &mut runs, out);
     out.extend(runs.commands());
     if in_progress > 0 {
         return;

@@ -31,18 +31,9 @@ pub(super) fn start(
     now: Timestamp,
     out: &mut Vec<Command>,
 ) -> Result<(), CoreError> {
-    let unique = distinct(targets, "TargetsResolved")?;
-    if unique.is_empty() {
-        let error = ErrorInformation::new(
-            ErrorCode::NoInstances,
-            format!(
-                "The deployment found no targets in deployment group '{}'. Check the group's tags, Auto Scaling groups or hosts.",
-                d.group.deployment_group_name
-            ),
-        );
-        finish::fail(d, error, now, out);
+    let Some(unique) = resolved_hosts(d, targets, now, out)? else {
         return Ok(());
-    }
+    };
     let fleet = u32::try_from(unique.len()).unwrap_or(u32::MAX);
     let plan = match d.config.host_plan(fleet) {
         Ok(plan) => plan,
@@ -64,6 +55,29 @@ pub(super) fn start(
     d.phase = Phase::InPlace { plan };
     progress(d, now, out);
     Ok(())
+}
+
+/// The hosts `TargetsResolved` names, each once; `None` once the deployment has failed because
+/// there are none.
+pub(super) fn resolved_hosts(
+    d: &mut Deployment,
+    targets: Vec<TargetId>,
+    now: Timestamp,
+    out: &mut Vec<Command>,
+) -> Result<Option<Vec<TargetId>>, CoreError> {
+    let unique = distinct(targets, "TargetsResolved")?;
+    if unique.is_empty() {
+        let error = ErrorInformation::new(
+            ErrorCode::NoInstances,
+            format!(
+                "The deployment found no targets in deployment group '{}'. Check the group's tags, Auto Scaling groups or hosts.",
+                d.group.deployment_group_name
+            ),
+        );
+        finish::fail(d, error, now, out);
+        return Ok(None);
+    }
+    Ok(Some(unique))
 }
 
 /// The targets an event names, each once, in order; an empty id is refused.
@@ -262,29 +276,7 @@ fn progress(d: &mut Deployment, now: Timestamp, out: &mut Vec<Command>) {
         }
     }
 
-    let mut in_progress = count(d, TargetStatus::InProgress);
-    let failed = count(d, TargetStatus::Failed);
-    for t in d
-        .targets
-        .iter_mut()
-        .filter(|t| t.status == TargetStatus::Pending)
-    {
-        if !plan.may_start(in_progress, failed) {
-            break;
-        }
-        let started = Arc::make_mut(t);
-        started.status = TargetStatus::InProgress;
-        started.last_updated_at = Some(now);
-        in_progress += 1;
-        out.push(instance_notice(
-            TriggerEventType::InstanceStart,
-            &t.target_id,
-        ));
-        if let Some(run) = dispatch_next_run(t, now, usize::MAX) {
-            runs.add(run, &t.target_id);
-        }
-    }
-
+    let in_progress = start_pending(d, plan, |_| true, usize::MAX, now, &mut runs, out);
     out.extend(runs.commands());
 
     if in_progress > 0 {
@@ -361,6 +353,50 @@ impl Run {
             Run::AllowTraffic => Command::AllowTraffic { targets },
         }
     }
+}
+
+/// Starts the pending hosts that `which` picks, in order, while the plan allows, handing each
+/// its first run (of events before index `limit`). Returns how many of those hosts are then in
+/// progress.
+pub(super) fn start_pending(
+    d: &mut Deployment,
+    plan: HostPlan,
+    which: impl Fn(&Target) -> bool,
+    limit: usize,
+    now: Timestamp,
+    runs: &mut Runs,
+    out: &mut Vec<Command>,
+) -> u32 {
+    let mut in_progress = 0;
+    let mut failed = 0;
+    for t in d.targets.iter().filter(|t| which(t)) {
+        match t.status {
+            TargetStatus::InProgress => in_progress += 1,
+            TargetStatus::Failed => failed += 1,
+            _ => {}
+        }
+    }
+    for t in d
+        .targets
+        .iter_mut()
+        .filter(|t| which(t) && t.status == TargetStatus::Pending)
+    {
+        if !plan.may_start(in_progress, failed) {
+            break;
+        }
+        let started = Arc::make_mut(t);
+        started.status = TargetStatus::InProgress;
+        started.last_updated_at = Some(now);
+        in_progress += 1;
+        out.push(instance_notice(
+            TriggerEventType::InstanceStart,
+            &t.target_id,
+        ));
+        if let Some(run) = dispatch_next_run(t, now, limit) {
+            runs.add(run, &t.target_id);
+        }
+    }
+    in_progress
 }
 
 /// The runs handed out in one step, each with the targets it goes to, so that targets doing
