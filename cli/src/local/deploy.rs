@@ -21,6 +21,7 @@ use cutover_core::model::{
     MAX_WAIT_MINUTES, NamedResource, RevisionLocation,
 };
 use cutover_engine::{Clock, SystemClock, ids};
+use cutover_local::replacements::MAX_REPLACEMENTS;
 use cutover_local::{LocalHost, LocalStore};
 
 use super::{Local, StateDir, report};
@@ -124,9 +125,9 @@ impl BlueGreenArgs {
             return Ok(None);
         }
         if let Some(n) = self.green_hosts
-            && !(1..=MAX_HOSTS).contains(&n)
+            && !(1..=MAX_REPLACEMENTS).contains(&n)
         {
-            bail!("--green-hosts must be between 1 and {MAX_HOSTS}, not {n}");
+            bail!("--green-hosts must be between 1 and {MAX_REPLACEMENTS}, not {n}");
         }
         let action = self
             .ready_action

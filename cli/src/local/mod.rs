@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use cutover_core::DeploymentId;
 use cutover_core::config::{DeploymentConfigInfo, MinimumHealthyHosts, MinimumHealthyHostsType};
-use cutover_core::machine::{Deployment, Phase};
+use cutover_core::machine::Deployment;
 use cutover_core::model::DeploymentWaitType;
 use cutover_engine::Engine;
 use cutover_local::driver::DriveEvents;
@@ -157,16 +157,14 @@ pub fn run(cmd: LocalCommand) -> anyhow::Result<Outcome> {
             let local = Local::open(&state)?;
             let id = parse_deployment_id(&deployment_id)?;
             let d = local.deployment(&id)?;
-            let (wait, doing) = match d.phase {
-                Phase::WaitingForReroute { .. } => (
-                    DeploymentWaitType::ReadyWait,
-                    "Moving traffic to the replacement hosts",
-                ),
-                Phase::WaitingToTerminate { .. } => (
-                    DeploymentWaitType::TerminationWait,
-                    "Letting the original hosts go",
-                ),
-                _ => bail!(
+            let (wait, doing) = match d.waiting_for() {
+                Some(wait @ DeploymentWaitType::ReadyWait) => {
+                    (wait, "Moving traffic to the replacement hosts")
+                }
+                Some(wait @ DeploymentWaitType::TerminationWait) => {
+                    (wait, "Letting the original hosts go")
+                }
+                None => bail!(
                     "deployment {id} is not waiting ({}); `cutover local continue` ends a blue/green deployment's wait before traffic moves or before its original hosts are let go",
                     d.status()
                 ),
@@ -174,7 +172,7 @@ pub fn run(cmd: LocalCommand) -> anyhow::Result<Outcome> {
             local.block_on(local.engine.continue_deployment(&id, wait))?;
             eprintln!("{doing} of {id}...");
             let d = local.wait_until(&id, |d| {
-                d.is_finished() || matches!(d.phase, Phase::WaitingToTerminate { .. })
+                d.is_finished() || d.waiting_for() == Some(DeploymentWaitType::TerminationWait)
             })?;
             report::print_deployment(local.store(), &d, false)?;
             Ok(crate::render::outcome(&d))

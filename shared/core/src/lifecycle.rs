@@ -175,22 +175,25 @@ impl FromStr for LifecycleEventName {
 pub fn server_in_place(with_traffic_control: bool) -> Vec<LifecycleEventName> {
     let mut events = Vec::with_capacity(13);
     if with_traffic_control {
-        events.extend([BeforeBlockTraffic, BlockTraffic, AfterBlockTraffic]);
+        events.extend(BLOCK_TRAFFIC);
     }
-    events.extend([
-        ApplicationStop,
-        DownloadBundle,
-        BeforeInstall,
-        Install,
-        AfterInstall,
-        ApplicationStart,
-        ValidateService,
-    ]);
+    events.extend(SERVER_INSTALL);
     if with_traffic_control {
-        events.extend([BeforeAllowTraffic, AllowTraffic, AfterAllowTraffic]);
+        events.extend(ALLOW_TRAFFIC);
     }
     events
 }
+
+/// The events that install a revision on a host, in order.
+pub const SERVER_INSTALL: [LifecycleEventName; 7] = [
+    ApplicationStop,
+    DownloadBundle,
+    BeforeInstall,
+    Install,
+    AfterInstall,
+    ApplicationStart,
+    ValidateService,
+];
 
 /// The events that take a host out of a load balancer.
 pub const BLOCK_TRAFFIC: [LifecycleEventName; 3] =
@@ -204,9 +207,7 @@ pub const ALLOW_TRAFFIC: [LifecycleEventName; 3] =
 /// then, when traffic is rerouted, the Allow events. The original (blue) hosts run
 /// [`BLOCK_TRAFFIC`].
 pub fn server_replacement() -> Vec<LifecycleEventName> {
-    let mut events = server_in_place(false);
-    events.extend(ALLOW_TRAFFIC);
-    events
+    [SERVER_INSTALL.as_slice(), &ALLOW_TRAFFIC].concat()
 }
 
 #[cfg(test)]

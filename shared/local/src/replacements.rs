@@ -227,13 +227,14 @@ impl LocalStore {
         let tx = conn.transaction()?;
         let made = replacements_of(&tx, d)?;
         for host in &made {
-            for table in ["hosts", "traffic"] {
-                let column = if table == "hosts" { "name" } else { "host" };
-                tx.execute(
-                    &format!("DELETE FROM {table} WHERE application = ?1 AND group_name = ?2 AND {column} = ?3"),
-                    [app, group, &host.name],
-                )?;
-            }
+            tx.execute(
+                "DELETE FROM hosts WHERE application = ?1 AND group_name = ?2 AND name = ?3",
+                [app, group, &host.name],
+            )?;
+            tx.execute(
+                "DELETE FROM traffic WHERE application = ?1 AND group_name = ?2 AND host = ?3",
+                [app, group, &host.name],
+            )?;
         }
         tx.commit()?;
         Ok(made)

@@ -21,11 +21,11 @@ use super::{
     Command, CoreError, Deployment, Phase, Target, Timer, finish, scaled, scaled_minutes, schedule,
 };
 use crate::ids::TargetId;
-use crate::lifecycle::{self, ALLOW_TRAFFIC, BLOCK_TRAFFIC, LifecycleEventName};
+use crate::lifecycle::{self, ALLOW_TRAFFIC, BLOCK_TRAFFIC, LifecycleEventName, SERVER_INSTALL};
 use crate::model::{
-    DeploymentReadyAction, DeploymentWaitType, Diagnostics, ErrorCode, ErrorInformation,
-    InstanceAction, LifecycleErrorCode, LifecycleEventStatus, RollbackInfo, TargetLabel,
-    TargetStatus, TriggerEventType,
+    DeploymentReadyAction, DeploymentReadyOption, DeploymentWaitType, ErrorCode, ErrorInformation,
+    InstanceAction, LifecycleEventStatus, RollbackInfo, TargetLabel, TargetStatus,
+    TriggerEventType,
 };
 use crate::time::Timestamp;
 
@@ -136,6 +136,13 @@ pub(super) fn on_continue(
     }
 }
 
+/// The group's `deploymentReadyOption`.
+fn ready_option(d: &Deployment) -> Option<DeploymentReadyOption> {
+    d.group
+        .blue_green_deployment_configuration
+        .and_then(|c| c.deployment_ready_option)
+}
+
 /// `TimerFired` for a blue/green wait.
 pub(super) fn on_timer(d: &mut Deployment, timer: Timer, now: Timestamp, out: &mut Vec<Command>) {
     match (&d.phase, timer) {
@@ -151,27 +158,21 @@ pub(super) fn on_timer(d: &mut Deployment, timer: Timer, now: Timestamp, out: &m
                 out,
             );
         }
-        (Phase::WaitingForReroute { .. }, Timer::ReadyWaitOver) => {
-            let option = d
-                .group
-                .blue_green_deployment_configuration
-                .and_then(|c| c.deployment_ready_option);
-            match option {
-                Some(o) if o.action_on_timeout == DeploymentReadyAction::StopDeployment => {
-                    let message = format!(
-                        "Traffic was not rerouted within the {} minutes the deployment waited (deploymentReadyOption STOP_DEPLOYMENT). Continue the deployment before its wait ends to reroute traffic.",
-                        o.wait_time_in_minutes
-                    );
-                    finish::stop(
-                        d,
-                        ErrorInformation::new(ErrorCode::Timeout, message),
-                        now,
-                        out,
-                    );
-                }
-                _ => reroute(d, now, out),
+        (Phase::WaitingForReroute { .. }, Timer::ReadyWaitOver) => match ready_option(d) {
+            Some(o) if o.action_on_timeout == DeploymentReadyAction::StopDeployment => {
+                let message = format!(
+                    "Traffic was not rerouted within the {} minutes the deployment waited (deploymentReadyOption STOP_DEPLOYMENT). Continue the deployment before its wait ends to reroute traffic.",
+                    o.wait_time_in_minutes
+                );
+                finish::stop(
+                    d,
+                    ErrorInformation::new(ErrorCode::Timeout, message),
+                    now,
+                    out,
+                );
             }
-        }
+            _ => reroute(d, now, out),
+        },
         (Phase::WaitingToTerminate { .. }, Timer::TerminationWaitOver) => release(d, true, out),
         _ => {}
     }
@@ -262,9 +263,7 @@ fn labelled(id: TargetId, events: &[LifecycleEventName], label: TargetLabel) -> 
 }
 
 /// Where a green host's install ends and its Allow events begin.
-fn install_end() -> usize {
-    lifecycle::server_in_place(false).len()
-}
+const INSTALL_END: usize = SERVER_INSTALL.len();
 
 fn is(t: &Target, label: TargetLabel) -> bool {
     t.instance_label == Some(label)
@@ -287,17 +286,20 @@ fn count(d: &Deployment, label: TargetLabel, status: TargetStatus) -> u32 {
 
 /// Hands out the next run to every host of `label` in progress whose current run is over.
 fn dispatch(d: &mut Deployment, label: TargetLabel, limit: usize, now: Timestamp) -> Runs {
-    let mut runs = Runs::default();
+    in_place::dispatch(d, |t| is(t, label), limit, now)
+}
+
+/// Puts the hosts of `label` that are `from` in progress.
+fn begin(d: &mut Deployment, label: TargetLabel, from: TargetStatus, now: Timestamp) {
     for t in d
         .targets
         .iter_mut()
-        .filter(|t| is(t, label) && t.status == TargetStatus::InProgress)
+        .filter(|t| is(t, label) && t.status == from)
     {
-        if let Some(run) = in_place::dispatch_next_run(t, now, limit) {
-            runs.add(run, &t.target_id);
-        }
+        let t = Arc::make_mut(t);
+        t.status = TargetStatus::InProgress;
+        t.last_updated_at = Some(now);
     }
-    runs
 }
 
 /// Installs on the green hosts as the plan allows. A green host whose install is over is
@@ -307,7 +309,7 @@ fn install_progress(d: &mut Deployment, now: Timestamp, out: &mut Vec<Command>) 
     let Phase::InstallingReplacements { plan } = d.phase else {
         return;
     };
-    let end = install_end();
+    let end = INSTALL_END;
     for t in d
         .targets
         .iter_mut()
@@ -344,11 +346,7 @@ fn install_progress(d: &mut Deployment, now: Timestamp, out: &mut Vec<Command>) 
 
 /// The green fleet is installed: reroute now, or wait as the ready option says.
 fn installed(d: &mut Deployment, now: Timestamp, out: &mut Vec<Command>) {
-    let option = d
-        .group
-        .blue_green_deployment_configuration
-        .and_then(|c| c.deployment_ready_option);
-    let wait = match option {
+    let wait = match ready_option(d) {
         Some(o) if o.action_on_timeout == DeploymentReadyAction::StopDeployment => {
             Some(o.wait_time_in_minutes)
         }
@@ -371,15 +369,7 @@ fn installed(d: &mut Deployment, now: Timestamp, out: &mut Vec<Command>) {
 /// Reroutes traffic: every ready green host runs the Allow events.
 fn reroute(d: &mut Deployment, now: Timestamp, out: &mut Vec<Command>) {
     d.phase = Phase::Rerouting;
-    for t in d
-        .targets
-        .iter_mut()
-        .filter(|t| is(t, TargetLabel::Green) && t.status == TargetStatus::Ready)
-    {
-        let t = Arc::make_mut(t);
-        t.status = TargetStatus::InProgress;
-        t.last_updated_at = Some(now);
-    }
+    begin(d, TargetLabel::Green, TargetStatus::Ready, now);
     reroute_progress(d, now, out);
 }
 
@@ -391,56 +381,64 @@ fn reroute_progress(d: &mut Deployment, now: Timestamp, out: &mut Vec<Command>) 
     if count(d, TargetLabel::Green, TargetStatus::InProgress) > 0 {
         return;
     }
-    let end = install_end();
-    let not_rerouted: Vec<&str> = d
-        .targets
-        .iter()
-        .filter(|t| {
-            is(t, TargetLabel::Green) && t.status == TargetStatus::Failed && t.dispatched > end
-        })
-        .map(|t| t.target_id.as_str())
-        .collect();
-    if !not_rerouted.is_empty() {
-        let message = format!(
-            "Traffic could not be rerouted: {} of the replacement hosts failed to take it ({}).",
-            not_rerouted.len(),
-            in_place::abbreviate(&not_rerouted)
-        );
-        let code = failure_code(d, TargetLabel::Green);
-        finish::fail(d, ErrorInformation::new(code, message), now, out);
+    let taking = |t: &Target| t.dispatched > INSTALL_END;
+    if failed_reroute(
+        d,
+        TargetLabel::Green,
+        taking,
+        "replacement hosts failed to take it",
+        now,
+        out,
+    ) {
         return;
     }
-    for t in d
-        .targets
-        .iter_mut()
-        .filter(|t| is(t, TargetLabel::Blue) && t.status == TargetStatus::Pending)
-    {
-        let t = Arc::make_mut(t);
-        t.status = TargetStatus::InProgress;
-        t.last_updated_at = Some(now);
-    }
+    begin(d, TargetLabel::Blue, TargetStatus::Pending, now);
     let runs = dispatch(d, TargetLabel::Blue, usize::MAX, now);
     out.extend(runs.commands());
     if count(d, TargetLabel::Blue, TargetStatus::InProgress) > 0 {
         return;
     }
-    let still_serving: Vec<&str> = d
-        .targets
-        .iter()
-        .filter(|t| is(t, TargetLabel::Blue) && t.status == TargetStatus::Failed)
-        .map(|t| t.target_id.as_str())
-        .collect();
-    if !still_serving.is_empty() {
-        let message = format!(
-            "Traffic could not be rerouted: {} of the original hosts could not be taken out of service ({}).",
-            still_serving.len(),
-            in_place::abbreviate(&still_serving)
-        );
-        let code = failure_code(d, TargetLabel::Blue);
-        finish::fail(d, ErrorInformation::new(code, message), now, out);
+    let giving = |_: &Target| true;
+    if failed_reroute(
+        d,
+        TargetLabel::Blue,
+        giving,
+        "original hosts could not be taken out of service",
+        now,
+        out,
+    ) {
         return;
     }
     rerouted(d, now, out);
+}
+
+/// Fails the deployment if a host of `label` that took part in the reroute (as `rerouting`
+/// says) failed, saying the `problem`; true if it did.
+fn failed_reroute(
+    d: &mut Deployment,
+    label: TargetLabel,
+    rerouting: impl Fn(&Target) -> bool,
+    problem: &str,
+    now: Timestamp,
+    out: &mut Vec<Command>,
+) -> bool {
+    let failed: Vec<&str> = d
+        .targets
+        .iter()
+        .filter(|t| is(t, label) && t.status == TargetStatus::Failed && rerouting(t))
+        .map(|t| t.target_id.as_str())
+        .collect();
+    if failed.is_empty() {
+        return false;
+    }
+    let message = format!(
+        "Traffic could not be rerouted: {} of the {problem} ({}).",
+        failed.len(),
+        in_place::abbreviate(&failed)
+    );
+    let code = failure_code(d, label);
+    finish::fail(d, ErrorInformation::new(code, message), now, out);
+    true
 }
 
 /// The error code of a reroute that failed on hosts of `label`: a load balancer's refusal, or
@@ -492,7 +490,7 @@ fn discard(d: &mut Deployment, ending: Ending, out: &mut Vec<Command>) {
 /// events, then each replacement that began to take it runs the Block events. Events caught
 /// running are failed and their hosts asked to stop; events not begun are skipped.
 fn route_back(d: &mut Deployment, ending: Ending, now: Timestamp, out: &mut Vec<Command>) {
-    let allow_at = install_end() + 1;
+    let allow_at = INSTALL_END + 1;
     let mut interrupted = Vec::new();
     for t in d.targets.iter_mut() {
         let back: &[LifecycleEventName] = match t.instance_label {
@@ -504,29 +502,14 @@ fn route_back(d: &mut Deployment, ending: Ending, now: Timestamp, out: &mut Vec<
             continue;
         }
         let t = Arc::make_mut(t);
-        let mut caught = false;
-        for (i, e) in t.lifecycle_events.iter_mut().enumerate() {
-            if e.status.is_final() {
-                continue;
-            }
-            if i < t.dispatched && e.status == LifecycleEventStatus::InProgress {
-                caught = true;
-                e.status = LifecycleEventStatus::Failed;
-                e.end_time = Some(now);
-                e.diagnostics = Some(Diagnostics::new(
-                    LifecycleErrorCode::UnknownError,
-                    None,
-                    "The deployment began to route traffic back while this event was running; cutover asked the host to stop it.",
-                    "",
-                ));
-            } else {
-                e.status = LifecycleEventStatus::Skipped;
-            }
-        }
+        let caught = finish::settle_events(
+            t,
+            now,
+            "The deployment began to route traffic back while this event was running; cutover asked the host to stop it.",
+        );
         if caught {
             interrupted.push(t.target_id.clone());
         }
-        t.last_updated_at = Some(now);
         if back.is_empty() {
             t.status = if caught || t.status == TargetStatus::Failed {
                 TargetStatus::Failed
@@ -606,7 +589,7 @@ fn route_back_progress(d: &mut Deployment, now: Timestamp, out: &mut Vec<Command
 /// Whether the host was given events to route traffic back.
 fn routed_back(t: &Target) -> bool {
     let own = match t.instance_label {
-        Some(TargetLabel::Green) => install_end() + ALLOW_TRAFFIC.len(),
+        Some(TargetLabel::Green) => INSTALL_END + ALLOW_TRAFFIC.len(),
         _ => BLOCK_TRAFFIC.len(),
     };
     t.lifecycle_events.len() > own

@@ -14,9 +14,9 @@ use crate::lifecycle::LifecycleEventName;
 use crate::model::{
     AlarmConfiguration, AutoRollbackConfiguration, ComputePlatform, DeploymentCreator,
     DeploymentGroupInfo, DeploymentInfo, DeploymentOverview, DeploymentStatus, DeploymentTarget,
-    DeploymentTargetType, DeploymentType, ErrorInformation, FileExistsBehavior, InstanceTarget,
-    LambdaFunctionInfo, LambdaTarget, LifecycleEvent, RevisionLocation, RollbackInfo,
-    TargetInstances, TargetLabel, TargetStatus,
+    DeploymentTargetType, DeploymentType, DeploymentWaitType, ErrorInformation, FileExistsBehavior,
+    InstanceTarget, LambdaFunctionInfo, LambdaTarget, LifecycleEvent, RevisionLocation,
+    RollbackInfo, TargetInstances, TargetLabel, TargetStatus,
 };
 use crate::time::Timestamp;
 
@@ -354,6 +354,15 @@ impl Deployment {
     pub fn is_blue_green(&self) -> bool {
         self.group.compute_platform == ComputePlatform::Server
             && self.group.deployment_style.deployment_type == DeploymentType::BlueGreen
+    }
+
+    /// The wait a blue/green deployment is in, which `ContinueDeployment` may end.
+    pub fn waiting_for(&self) -> Option<DeploymentWaitType> {
+        match self.phase {
+            Phase::WaitingForReroute { .. } => Some(DeploymentWaitType::ReadyWait),
+            Phase::WaitingToTerminate { .. } => Some(DeploymentWaitType::TerminationWait),
+            _ => None,
+        }
     }
 
     /// Whether the wait before a blue/green deployment terminates its original hosts has begun.

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use super::phase::Ending;
-use super::{Command, Deployment, FinalStatus, Phase, PreviousDeployment, blue_green, lambda};
+use super::{
+    Command, Deployment, FinalStatus, Phase, PreviousDeployment, Target, blue_green, lambda,
+};
 use crate::ids::TargetId;
 use crate::model::{
     AlarmConfiguration, AutoRollbackConfiguration, AutoRollbackEvent, ComputePlatform,
@@ -206,24 +208,7 @@ fn settle_targets(d: &mut Deployment, now: Timestamp) -> Vec<TargetId> {
         // Every target still unfinished gets a final status, so each one copied here changes.
         let t = Arc::make_mut(t);
         let started = t.status == TargetStatus::InProgress;
-        for (i, e) in t.lifecycle_events.iter_mut().enumerate() {
-            if e.status.is_final() {
-                continue;
-            }
-            if started && i < t.dispatched && e.status == LifecycleEventStatus::InProgress {
-                e.status = LifecycleEventStatus::Failed;
-                e.end_time = Some(now);
-                e.diagnostics = Some(Diagnostics::new(
-                    LifecycleErrorCode::UnknownError,
-                    None,
-                    message,
-                    "",
-                ));
-            } else {
-                e.status = LifecycleEventStatus::Skipped;
-            }
-        }
-        t.last_updated_at = Some(now);
+        settle_events(t, now, message);
         if started {
             t.status = TargetStatus::Failed;
             interrupted.push(t.target_id.clone());
@@ -232,6 +217,32 @@ fn settle_targets(d: &mut Deployment, now: Timestamp) -> Vec<TargetId> {
         }
     }
     interrupted
+}
+
+/// Ends the target's unfinished events: one that was handed out and is still running fails
+/// with `message`, the others are skipped. Returns whether one was caught running.
+pub(super) fn settle_events(t: &mut Target, now: Timestamp, message: &str) -> bool {
+    let mut caught = false;
+    for (i, e) in t.lifecycle_events.iter_mut().enumerate() {
+        if e.status.is_final() {
+            continue;
+        }
+        if i < t.dispatched && e.status == LifecycleEventStatus::InProgress {
+            caught = true;
+            e.status = LifecycleEventStatus::Failed;
+            e.end_time = Some(now);
+            e.diagnostics = Some(Diagnostics::new(
+                LifecycleErrorCode::UnknownError,
+                None,
+                message,
+                "",
+            ));
+        } else {
+            e.status = LifecycleEventStatus::Skipped;
+        }
+    }
+    t.last_updated_at = Some(now);
+    caught
 }
 
 fn interrupted_message(platform: ComputePlatform) -> &'static str {

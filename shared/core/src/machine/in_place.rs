@@ -264,18 +264,7 @@ fn progress(d: &mut Deployment, now: Timestamp, out: &mut Vec<Command>) {
     let Phase::InPlace { plan } = d.phase else {
         return;
     };
-    let mut runs = Runs::default();
-
-    for t in d
-        .targets
-        .iter_mut()
-        .filter(|t| t.status == TargetStatus::InProgress)
-    {
-        if let Some(run) = dispatch_next_run(t, now, usize::MAX) {
-            runs.add(run, &t.target_id);
-        }
-    }
-
+    let mut runs = dispatch(d, |_| true, usize::MAX, now);
     let in_progress = start_pending(d, plan, |_| true, usize::MAX, now, &mut runs, out);
     out.extend(runs.commands());
 
@@ -355,6 +344,27 @@ impl Run {
     }
 }
 
+/// Hands out the next run (of events before index `limit`) to every host in progress that
+/// `which` picks and whose current run is over.
+pub(super) fn dispatch(
+    d: &mut Deployment,
+    which: impl Fn(&Target) -> bool,
+    limit: usize,
+    now: Timestamp,
+) -> Runs {
+    let mut runs = Runs::default();
+    for t in d
+        .targets
+        .iter_mut()
+        .filter(|t| which(t) && t.status == TargetStatus::InProgress)
+    {
+        if let Some(run) = dispatch_next_run(t, now, limit) {
+            runs.add(run, &t.target_id);
+        }
+    }
+    runs
+}
+
 /// Starts the pending hosts that `which` picks, in order, while the plan allows, handing each
 /// its first run (of events before index `limit`). Returns how many of those hosts are then in
 /// progress.
@@ -421,7 +431,7 @@ impl Runs {
 
 /// If the target's handed-out events have all finished, hands out the next run, of events
 /// before index `limit` only. A target with nothing to hand out is left as it is, still shared.
-pub(super) fn dispatch_next_run(t: &mut Arc<Target>, now: Timestamp, limit: usize) -> Option<Run> {
+fn dispatch_next_run(t: &mut Arc<Target>, now: Timestamp, limit: usize) -> Option<Run> {
     let (run, end) = next_run(t, limit)?;
     let t = Arc::make_mut(t);
     let first = &mut t.lifecycle_events[t.dispatched];
