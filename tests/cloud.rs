@@ -1,6 +1,6 @@
 //! A whole cutover stack in the emulator, for end-to-end tests of the cloud functions: the
-//! table, the four step queues with their dead-letter queues, the SSM document, a revision
-//! bucket, and the six real function binaries fed as Lambda feeds them. Every name is unique,
+//! table, the step queues with their dead-letter queues, the SSM document, a revision
+//! bucket, and the seven real function binaries fed as Lambda feeds them. Every name is unique,
 //! so stacks of tests running in parallel never meet.
 
 use std::collections::BTreeMap;
@@ -138,6 +138,7 @@ impl Stack {
         let mut sources = Vec::new();
         for name in [
             "validate-revision",
+            "provision-replacements",
             "run-hooks",
             "shift-traffic",
             "finalize",

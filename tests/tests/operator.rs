@@ -396,7 +396,7 @@ fn stop_ends_a_slow_deployment_and_continue_is_refused_clearly() {
     assert_eq!(
         stderr(&out).trim(),
         format!(
-            "error: deployment {id} cannot be continued: ContinueDeployment failed: DeploymentIsNotInReadyStateException: The deployment {id} is not waiting to be continued: only blue/green deployments wait (READY_WAIT or TERMINATION_WAIT)."
+            "error: deployment {id} cannot be continued: ContinueDeployment failed: UnsupportedActionForDeploymentTypeException: The deployment {id} is an in-place deployment; only a blue/green deployment to instances waits to be continued."
         )
     );
 

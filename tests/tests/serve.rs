@@ -426,14 +426,38 @@ fn deployment_groups_that_cutover_cannot_deploy_are_refused() {
         ],
         "InvalidDeploymentConfigNameException",
     );
+    // A blue/green group needs its blue/green settings and traffic control.
     let err = refused(
         &[
             "--deployment-style",
             "deploymentType=BLUE_GREEN,deploymentOption=WITH_TRAFFIC_CONTROL",
         ],
+        "InvalidBlueGreenDeploymentConfigurationException",
+    );
+    assert!(
+        err.contains("needs a blueGreenDeploymentConfiguration"),
+        "{err}"
+    );
+    refused(
+        &[
+            "--deployment-style",
+            "deploymentType=BLUE_GREEN,deploymentOption=WITHOUT_TRAFFIC_CONTROL",
+            "--blue-green-deployment-configuration",
+            "deploymentReadyOption={actionOnTimeout=CONTINUE_DEPLOYMENT}",
+        ],
         "InvalidDeploymentStyleException",
     );
-    assert!(err.contains("in place"), "{err}");
+    refused(
+        &[
+            "--deployment-style",
+            "deploymentType=BLUE_GREEN,deploymentOption=WITH_TRAFFIC_CONTROL",
+            "--load-balancer-info",
+            "targetGroupInfoList=[{name=web}]",
+            "--blue-green-deployment-configuration",
+            "deploymentReadyOption={actionOnTimeout=STOP_DEPLOYMENT,waitTimeInMinutes=2881}",
+        ],
+        "InvalidBlueGreenDeploymentConfigurationException",
+    );
     refused(
         &[
             "--deployment-style",
@@ -964,6 +988,159 @@ fn the_aws_cli_deploys_s3_revisions_to_local_hosts() {
             "repository=me/site,commitId=0123456789abcdef0123456789abcdef01234567",
         ],
         "InvalidRevisionException",
+    );
+}
+
+/// Polls GetDeployment until `done` holds of its `deploymentInfo`, which it returns.
+fn wait_for_deployment(
+    serve: &Serve,
+    id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let info = serve.ok(&["get-deployment", "--deployment-id", id])["deploymentInfo"].clone();
+        if done(&info) {
+            return info;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {what}: {info:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_aws_cli_runs_a_blue_green_deployment_to_local_hosts_through_its_waits() {
+    let webapp = repo_root().join("examples/webapp");
+    let bucket = upload_revisions(&[("web/good.zip", &webapp)]);
+    let serve = Serve::start_reading_s3(&cutover_tests::emulator::Emulator::url());
+    serve.ok(&["create-application", "--application-name", "Shop"]);
+    let settings = json!({
+        "terminateBlueInstancesOnDeploymentSuccess": {
+            "action": "TERMINATE",
+            "terminationWaitTimeInMinutes": 60
+        },
+        "deploymentReadyOption": {
+            "actionOnTimeout": "STOP_DEPLOYMENT",
+            "waitTimeInMinutes": 60
+        },
+        "greenFleetProvisioningOption": {"action": "COPY_AUTO_SCALING_GROUP"}
+    });
+    serve.ok(&[
+        "create-deployment-group",
+        "--application-name",
+        "Shop",
+        "--deployment-group-name",
+        "Web",
+        "--service-role-arn",
+        ROLE,
+        "--deployment-style",
+        "deploymentType=BLUE_GREEN,deploymentOption=WITH_TRAFFIC_CONTROL",
+        "--load-balancer-info",
+        "targetGroupInfoList=[{name=web}]",
+        "--blue-green-deployment-configuration",
+        &settings.to_string(),
+    ]);
+    let group = serve.ok(&[
+        "get-deployment-group",
+        "--application-name",
+        "Shop",
+        "--deployment-group-name",
+        "Web",
+    ]);
+    assert_eq!(
+        group["deploymentGroupInfo"]["blueGreenDeploymentConfiguration"], settings,
+        "{group}"
+    );
+
+    let created = serve.ok(&[
+        "create-deployment",
+        "--application-name",
+        "Shop",
+        "--deployment-group-name",
+        "Web",
+        "--s3-location",
+        &format!("bucket={bucket},key=web/good.zip,bundleType=zip"),
+    ]);
+    let id = created["deploymentId"].as_str().unwrap().to_owned();
+
+    // Installed on the replacement host, the deployment waits to be continued.
+    let info = wait_for_deployment(&serve, &id, "Ready", |i| i["status"] == "Ready");
+    assert_eq!(
+        info["deploymentStyle"]["deploymentType"], "BLUE_GREEN",
+        "{info}"
+    );
+    assert_eq!(info["blueGreenDeploymentConfiguration"], settings, "{info}");
+    assert_eq!(info["instanceTerminationWaitTimeStarted"], false, "{info}");
+    let green = serve.ok(&[
+        "list-deployment-targets",
+        "--deployment-id",
+        &id,
+        "--target-filters",
+        "ServerInstanceLabel=Green",
+    ]);
+    assert_eq!(green["targetIds"], json!(["Web-green-1"]), "{green}");
+    assert!(
+        serve
+            .state
+            .join("hosts/Web-green-1/srv/webapp/index.html")
+            .is_file()
+    );
+    serve.fails(
+        &[
+            "continue-deployment",
+            "--deployment-id",
+            &id,
+            "--deployment-wait-type",
+            "TERMINATION_WAIT",
+        ],
+        "DeploymentIsNotInReadyStateException",
+    );
+    serve.fails(
+        &[
+            "skip-wait-time-for-instance-termination",
+            "--deployment-id",
+            &id,
+        ],
+        "DeploymentIsNotInReadyStateException",
+    );
+
+    // Continued: traffic moves to the replacement, then the originals wait to be let go.
+    serve.ok(&[
+        "continue-deployment",
+        "--deployment-id",
+        &id,
+        "--deployment-wait-type",
+        "READY_WAIT",
+    ]);
+    let info = wait_for_deployment(&serve, &id, "in its termination wait", |i| {
+        i["instanceTerminationWaitTimeStarted"] == true
+    });
+    assert_eq!(info["status"], "InProgress", "{info}");
+    serve.fails(
+        &["continue-deployment", "--deployment-id", &id],
+        "DeploymentIsNotInReadyStateException",
+    );
+    serve.ok(&[
+        "skip-wait-time-for-instance-termination",
+        "--deployment-id",
+        &id,
+    ]);
+    assert_eq!(
+        serve
+            .aws(&["wait", "deployment-successful", "--deployment-id", &id])
+            .status
+            .code(),
+        Some(0)
+    );
+    // The original host is terminated; the replacement is the group's.
+    assert!(!serve.state.join("hosts/host-1").exists());
+    serve.fails(
+        &["continue-deployment", "--deployment-id", &id],
+        "DeploymentAlreadyCompletedException",
     );
 }
 

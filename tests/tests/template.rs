@@ -8,8 +8,9 @@ use cutover_tests::repo_root;
 use yaml_serde::{Mapping, Value};
 
 /// The functions: logical id in the template and binary name (`functions/<name>`).
-const FUNCTIONS: [(&str, &str); 7] = [
+const FUNCTIONS: [(&str, &str); 8] = [
     ("ValidateRevision", "validate-revision"),
+    ("ProvisionReplacements", "provision-replacements"),
     ("RunHooks", "run-hooks"),
     ("ShiftTraffic", "shift-traffic"),
     ("Finalize", "finalize"),
@@ -19,8 +20,12 @@ const FUNCTIONS: [(&str, &str); 7] = [
 ];
 
 /// The step queues: the environment variable that names each, and the function it feeds.
-const STEP_QUEUES: [(&str, &str); 4] = [
+const STEP_QUEUES: [(&str, &str); 5] = [
     ("CUTOVER_QUEUE_VALIDATE_REVISION", "ValidateRevision"),
+    (
+        "CUTOVER_QUEUE_PROVISION_REPLACEMENTS",
+        "ProvisionReplacements",
+    ),
     ("CUTOVER_QUEUE_RUN_HOOKS", "RunHooks"),
     ("CUTOVER_QUEUE_SHIFT_TRAFFIC", "ShiftTraffic"),
     ("CUTOVER_QUEUE_FINALIZE", "Finalize"),
@@ -46,8 +51,10 @@ const DOCUMENT_PARAMETERS: [(&str, Option<&str>); 15] = [
 ];
 
 /// Calls that AWS does not scope to a resource: the only ones a statement may grant on `*`.
-const UNSCOPED_ACTIONS: [&str; 8] = [
+const UNSCOPED_ACTIONS: [&str; 10] = [
     "ec2:DescribeInstances",
+    "ec2:DescribeLaunchTemplates",
+    "ec2:DescribeLaunchTemplateVersions",
     "autoscaling:DescribeAutoScalingGroups",
     "ssm:DescribeInstanceInformation",
     "ssm:GetCommandInvocation",
@@ -315,7 +322,11 @@ fn every_function_names_the_table_the_step_queues_and_the_document() {
                 queue
             })
             .collect();
-        assert_eq!(queues.len(), 4, "{id}: four different step queues");
+        assert_eq!(
+            queues.len(),
+            STEP_QUEUES.len(),
+            "{id}: a different queue for each step"
+        );
     }
 }
 
@@ -390,8 +401,8 @@ fn every_step_queue_has_a_dead_letter_queue_and_feeds_its_function() {
     let queues = ids_of_type(&template, "AWS::SQS::Queue");
     assert_eq!(
         queues.len(),
-        8,
-        "four step queues and their dead-letter queues: {queues:?}"
+        2 * STEP_QUEUES.len(),
+        "the step queues and their dead-letter queues: {queues:?}"
     );
 }
 
@@ -451,9 +462,9 @@ fn no_policy_statement_allows_a_wildcard_action_and_star_resources_are_unscoped_
         .into_iter()
         .filter(|s| s["Effect"].as_str() == Some("Allow"))
         .collect();
-    // The six roles' trust policies and at least one permission statement each.
+    // The eight roles' trust policies and at least one permission statement each.
     assert!(
-        allows.len() >= 12,
+        allows.len() >= 2 * FUNCTIONS.len(),
         "too few statements found: {}",
         allows.len()
     );
@@ -575,11 +586,236 @@ fn lambda_deployments_may_touch_only_the_functions_the_stack_names() {
         only("ShiftTrafficRole"),
         ["lambda:GetAlias lambda:UpdateAlias"]
     );
-    for role in ["FinalizeRole", "S3TriggerRole", "ScheduleRole", "ApiRole"] {
+    for role in [
+        "ProvisionReplacementsRole",
+        "FinalizeRole",
+        "S3TriggerRole",
+        "ScheduleRole",
+        "ApiRole",
+    ] {
         assert!(only(role).is_empty(), "{role} needs no Lambda permission");
     }
     assert_eq!(
         template["Parameters"]["LambdaFunctionNames"]["Default"].as_str(),
         Some("*")
+    );
+}
+
+/// The statements of a role's own policies (not its trust policy), looking through `!If`.
+fn role_statements<'a>(template: &'a Value, role: &str) -> Vec<&'a Value> {
+    let mut found = Vec::new();
+    statements(
+        &resource(template, role)["Properties"]["Policies"],
+        &mut found,
+    );
+    found
+}
+
+/// Every action a role's own policies allow.
+fn role_actions<'a>(template: &'a Value, role: &str) -> BTreeSet<&'a str> {
+    role_statements(template, role)
+        .into_iter()
+        .filter(|s| s["Effect"].as_str() == Some("Allow"))
+        .flat_map(|s| strings(&s["Action"]))
+        .collect()
+}
+
+/// The one statement of `role` whose `Sid` is `sid`.
+fn statement<'a>(template: &'a Value, role: &str, sid: &str) -> &'a Value {
+    let found: Vec<&Value> = role_statements(template, role)
+        .into_iter()
+        .filter(|s| s["Sid"].as_str() == Some(sid))
+        .collect();
+    assert_eq!(found.len(), 1, "{role} has one statement {sid}: {found:?}");
+    found[0]
+}
+
+/// A statement's resources, each the string of its `!Sub`, the id of its `!GetAtt x.Arn`, or
+/// itself.
+fn statement_resources(statement: &Value) -> Vec<String> {
+    let resources = statement["Resource"]
+        .as_sequence()
+        .map(|r| r.iter().collect::<Vec<_>>())
+        .unwrap_or_else(|| vec![&statement["Resource"]]);
+    resources
+        .into_iter()
+        .map(|r| {
+            intrinsic(r, "Sub", "Fn::Sub")
+                .and_then(Value::as_str)
+                .or_else(|| get_att_target(r, "Arn"))
+                .or_else(|| r.as_str())
+                .unwrap_or_else(|| panic!("a resource that is not a string: {r:?}"))
+                .to_owned()
+        })
+        .collect()
+}
+
+/// What only the role of provision-replacements may do: make, change and remove hosts.
+const FLEET_CHANGES: [&str; 9] = [
+    "autoscaling:CreateAutoScalingGroup",
+    "autoscaling:UpdateAutoScalingGroup",
+    "autoscaling:DeleteAutoScalingGroup",
+    "autoscaling:CreateOrUpdateTags",
+    "autoscaling:DetachInstances",
+    "ec2:RunInstances",
+    "ec2:CreateTags",
+    "ec2:TerminateInstances",
+    "iam:PassRole",
+];
+
+#[test]
+fn every_role_may_send_to_every_step_queue() {
+    let template = template();
+    let queues: BTreeSet<String> = STEP_QUEUES
+        .iter()
+        .map(|(variable, function)| {
+            ref_target(environment(&template, function)[variable])
+                .expect("the queue variable is a !Ref")
+                .to_owned()
+        })
+        .collect();
+    let send = &resource(&template, "StepStatePolicy")["Properties"]["PolicyDocument"];
+    let mut found = Vec::new();
+    statements(send, &mut found);
+    let send: Vec<&Value> = found
+        .into_iter()
+        .filter(|s| s["Sid"].as_str() == Some("SendStepMessages"))
+        .collect();
+    assert_eq!(send.len(), 1, "StepStatePolicy has one SendStepMessages");
+    assert_eq!(strings(&send[0]["Action"]), ["sqs:SendMessage"]);
+    let resources: BTreeSet<String> = statement_resources(send[0]).into_iter().collect();
+    assert_eq!(resources, queues, "SendStepMessages names every step queue");
+    for (id, _) in FUNCTIONS {
+        let role = function_property(&template, id, "Role")
+            .and_then(|r| get_att_target(r, "Arn"))
+            .expect("a role");
+        let managed: Vec<&str> = resource(&template, role)["Properties"]["ManagedPolicyArns"]
+            .as_sequence()
+            .map(|m| m.iter().filter_map(ref_target).collect())
+            .unwrap_or_default();
+        assert!(
+            managed.contains(&"StepStatePolicy"),
+            "{role} cannot send steps: {managed:?}"
+        );
+    }
+}
+
+#[test]
+fn provision_replacements_may_copy_auto_scaling_groups_and_let_hosts_go_and_no_more() {
+    let template = template();
+    let role = "ProvisionReplacementsRole";
+    let expected: BTreeSet<&str> = [
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "ec2:DescribeInstances",
+        "ec2:DescribeLaunchTemplates",
+        "ec2:DescribeLaunchTemplateVersions",
+        "autoscaling:DescribeAutoScalingGroups",
+        "ssm:DescribeInstanceInformation",
+        "autoscaling:CreateAutoScalingGroup",
+        "autoscaling:UpdateAutoScalingGroup",
+        "autoscaling:DeleteAutoScalingGroup",
+        "autoscaling:CreateOrUpdateTags",
+        "autoscaling:DetachInstances",
+        "ec2:RunInstances",
+        "ec2:CreateTags",
+        "iam:PassRole",
+        "ec2:TerminateInstances",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(role_actions(&template, role), expected, "{role}'s actions");
+
+    assert_eq!(
+        statement_resources(statement(&template, role, "Logs")),
+        ["ProvisionReplacementsLogGroup"]
+    );
+    assert_eq!(
+        statement_resources(statement(&template, role, "ConsumeStepQueue")),
+        ["ProvisionReplacementsQueue"]
+    );
+    assert_eq!(
+        statement_resources(statement(&template, role, "ReadFleets")),
+        ["*"]
+    );
+    let in_account = |sid: &str, prefix: &str| {
+        for arn in statement_resources(statement(&template, role, sid)) {
+            assert!(
+                arn.starts_with(prefix),
+                "{role}'s {sid} reaches beyond {prefix}: {arn}"
+            );
+        }
+    };
+    in_account(
+        "CopyAutoScalingGroups",
+        "arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:",
+    );
+    in_account(
+        "TerminateHosts",
+        "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/",
+    );
+    in_account(
+        "TagOnLaunch",
+        "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:",
+    );
+    in_account(
+        "LaunchFromTemplates",
+        "arn:${AWS::Partition}:ec2:${AWS::Region}:",
+    );
+    in_account(
+        "PassInstanceProfileRoles",
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/",
+    );
+
+    // Tags only on the instances and volumes a launch creates.
+    let tag = statement(&template, role, "TagOnLaunch");
+    assert_eq!(
+        tag["Condition"]["StringEquals"]["ec2:CreateAction"].as_str(),
+        Some("RunInstances"),
+        "{tag:?}"
+    );
+    // The launch template's instance profile, and only to EC2.
+    let pass = statement(&template, role, "PassInstanceProfileRoles");
+    assert_eq!(strings(&pass["Action"]), ["iam:PassRole"]);
+    assert_eq!(
+        pass["Condition"]["StringEquals"]["iam:PassedToService"].as_str(),
+        Some("ec2.amazonaws.com"),
+        "{pass:?}"
+    );
+    assert_eq!(
+        mapping(&pass["Condition"], "Condition").len(),
+        1,
+        "{pass:?}"
+    );
+}
+
+#[test]
+fn only_provision_replacements_may_make_change_or_remove_hosts() {
+    let template = template();
+    for (id, _) in FUNCTIONS {
+        let role = format!("{id}Role");
+        let actions = role_actions(&template, &role);
+        let changes: Vec<&str> = FLEET_CHANGES
+            .iter()
+            .copied()
+            .filter(|a| actions.contains(a))
+            .collect();
+        if id == "ProvisionReplacements" {
+            assert_eq!(changes, FLEET_CHANGES, "{role}");
+        } else {
+            assert!(changes.is_empty(), "{role} may change fleets: {changes:?}");
+        }
+    }
+    // validate-revision still resolves the group's hosts, and no longer provisions any.
+    assert_eq!(
+        strings(&statement(&template, "ValidateRevisionRole", "ResolveTargets")["Action"]),
+        [
+            "ec2:DescribeInstances",
+            "autoscaling:DescribeAutoScalingGroups",
+            "ssm:DescribeInstanceInformation"
+        ]
     );
 }

@@ -5,6 +5,7 @@ use std::future::Future;
 
 use cutover_core::DeploymentId;
 use cutover_core::machine::{CreateDeployment, Deployment, HookStatus};
+use cutover_core::model::DeploymentWaitType;
 use cutover_engine::{Engine, EngineError, HookReport, PortError, Ports};
 
 /// Changes deployments on the API's behalf.
@@ -20,6 +21,14 @@ pub trait Deployer: Send + Sync {
         &self,
         id: &DeploymentId,
         auto_rollback_enabled: Option<bool>,
+    ) -> impl Future<Output = Result<Deployment, PortError>> + Send;
+
+    /// Ends the wait `wait` of a blue/green deployment, as ContinueDeployment does; the
+    /// deployment as saved after. A deployment not in that wait is left as it is.
+    fn continue_deployment(
+        &self,
+        id: &DeploymentId,
+        wait: DeploymentWaitType,
     ) -> impl Future<Output = Result<Deployment, PortError>> + Send;
 
     /// Records what a hook function reported, as PutLifecycleEventHookExecutionStatus does.
@@ -55,6 +64,16 @@ impl<P: Ports> Deployer for Engine<P> {
             .map_err(port_error)
     }
 
+    async fn continue_deployment(
+        &self,
+        id: &DeploymentId,
+        wait: DeploymentWaitType,
+    ) -> Result<Deployment, PortError> {
+        Engine::continue_deployment(self, id, wait)
+            .await
+            .map_err(port_error)
+    }
+
     async fn report_hook(
         &self,
         id: &DeploymentId,
@@ -81,6 +100,14 @@ impl<T: Deployer + ?Sized> Deployer for std::sync::Arc<T> {
         auto_rollback_enabled: Option<bool>,
     ) -> impl Future<Output = Result<Deployment, PortError>> + Send {
         (**self).stop(id, auto_rollback_enabled)
+    }
+
+    fn continue_deployment(
+        &self,
+        id: &DeploymentId,
+        wait: DeploymentWaitType,
+    ) -> impl Future<Output = Result<Deployment, PortError>> + Send {
+        (**self).continue_deployment(id, wait)
     }
 
     fn report_hook(

@@ -102,7 +102,12 @@ impl<R: Registry, D: Deployer> Api<R, D> {
             }
             "StopDeployment" => json(deployments::stop(r, &self.deployer, input(request)?).await),
             "ContinueDeployment" => json(
-                deployments::continue_(r, input(request)?)
+                deployments::continue_(r, &self.deployer, input(request)?)
+                    .await
+                    .map(|()| serde_json::json!({})),
+            ),
+            "SkipWaitTimeForInstanceTermination" => json(
+                deployments::skip_wait_for_termination(r, &self.deployer, input(request)?)
                     .await
                     .map(|()| serde_json::json!({})),
             ),

@@ -1,34 +1,106 @@
-//! An in-memory registry for the operations' unit tests. It keeps on-premises instances and
-//! tags; the other resources are tested over the local store, and calls for them panic here.
+//! An in-memory registry and deployer for the operations' unit tests. The registry keeps
+//! applications, deployment groups, deployments, on-premises instances and tags; revisions and
+//! custom configurations are tested over the local store, and calls for them panic here. The
+//! deployer decides with the core's state machine, as the engine does, without carrying out what
+//! it decides.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use cutover_core::config::DeploymentConfigInfo;
-use cutover_core::machine::Deployment;
+use cutover_core::machine::{self, CreateDeployment, Deployment, Event, HookStatus};
 use cutover_core::model::{
-    ApplicationInfo, DeploymentGroupInfo, GenericRevisionInfo, InstanceInfo, RevisionLocation,
+    ApplicationInfo, DeploymentGroupInfo, DeploymentWaitType, GenericRevisionInfo, InstanceInfo,
+    RevisionLocation,
 };
 use cutover_core::{DeploymentId, Timestamp};
-use cutover_engine::PortError;
+use cutover_engine::{HookReport, PortError};
 
+use crate::deployer::Deployer;
 use crate::ops::tags::Tag;
 use crate::registry::{ConfigDeletion, Registry, Rename};
+
+/// The time the in-memory deployer decides at.
+pub const NOW: Timestamp = Timestamp::from_secs(1_700_000_000);
 
 #[derive(Debug, Default)]
 pub struct MemoryRegistry {
     instances: Mutex<BTreeMap<String, InstanceInfo>>,
     tags: Mutex<BTreeMap<String, Vec<Tag>>>,
+    applications: Mutex<BTreeMap<String, ApplicationInfo>>,
+    /// By application, then group name.
+    groups: Mutex<BTreeMap<(String, String), DeploymentGroupInfo>>,
+    deployments: Mutex<BTreeMap<DeploymentId, Deployment>>,
 }
 
 impl MemoryRegistry {
     fn instances_map(&self) -> MutexGuard<'_, BTreeMap<String, InstanceInfo>> {
         self.instances.lock().unwrap()
     }
+
+    /// Saves `d` as it is, for a test that puts a deployment in the phase it needs.
+    pub fn put_deployment(&self, d: Deployment) {
+        self.deployments
+            .lock()
+            .unwrap()
+            .insert(d.deployment_id.clone(), d);
+    }
+
+    /// `event` decided by the core for deployment `id`, and the deployment saved after.
+    fn decide(&self, id: &DeploymentId, event: Event) -> Result<Deployment, PortError> {
+        let mut deployments = self.deployments.lock().unwrap();
+        let d = deployments
+            .get_mut(id)
+            .ok_or_else(|| PortError::permanent(format!("no deployment {id}")))?;
+        let t = machine::advance(d, event, NOW).map_err(|e| PortError::permanent(e.to_string()))?;
+        *d = t.deployment;
+        Ok(d.clone())
+    }
 }
 
 fn not_kept(what: &str) -> ! {
-    panic!("the in-memory registry keeps on-premises instances and tags, not {what}")
+    panic!(
+        "the in-memory registry keeps applications, groups, deployments, on-premises instances and tags, not {what}"
+    )
+}
+
+impl Deployer for MemoryRegistry {
+    async fn create(&self, request: CreateDeployment) -> Result<Deployment, PortError> {
+        let d =
+            Deployment::create(request, NOW).map_err(|e| PortError::permanent(e.to_string()))?;
+        self.put_deployment(d.clone());
+        Ok(d)
+    }
+
+    async fn stop(
+        &self,
+        id: &DeploymentId,
+        auto_rollback_enabled: Option<bool>,
+    ) -> Result<Deployment, PortError> {
+        self.decide(
+            id,
+            Event::StopRequested {
+                auto_rollback_enabled,
+            },
+        )
+    }
+
+    async fn continue_deployment(
+        &self,
+        id: &DeploymentId,
+        wait: DeploymentWaitType,
+    ) -> Result<Deployment, PortError> {
+        self.decide(id, Event::ContinueRequested { wait })
+    }
+
+    async fn report_hook(
+        &self,
+        _: &DeploymentId,
+        _: &str,
+        _: HookStatus,
+    ) -> Result<HookReport, PortError> {
+        not_kept("hook executions")
+    }
 }
 
 impl Registry for MemoryRegistry {
@@ -78,48 +150,92 @@ impl Registry for MemoryRegistry {
         Ok(())
     }
 
-    async fn create_application(&self, _: &ApplicationInfo) -> Result<bool, PortError> {
-        not_kept("applications")
+    async fn create_application(&self, app: &ApplicationInfo) -> Result<bool, PortError> {
+        let mut apps = self.applications.lock().unwrap();
+        if apps.contains_key(&app.application_name) {
+            return Ok(false);
+        }
+        apps.insert(app.application_name.clone(), app.clone());
+        Ok(true)
     }
 
-    async fn application(&self, _: &str) -> Result<Option<ApplicationInfo>, PortError> {
-        not_kept("applications")
+    async fn application(&self, name: &str) -> Result<Option<ApplicationInfo>, PortError> {
+        Ok(self.applications.lock().unwrap().get(name).cloned())
     }
 
     async fn application_names(&self) -> Result<Vec<String>, PortError> {
-        not_kept("applications")
+        Ok(self.applications.lock().unwrap().keys().cloned().collect())
     }
 
     async fn rename_application(&self, _: &str, _: &str) -> Result<Rename, PortError> {
-        not_kept("applications")
+        not_kept("application renames")
     }
 
     async fn delete_application(&self, _: &str) -> Result<(), PortError> {
-        not_kept("applications")
+        not_kept("application deletions")
     }
 
-    async fn create_group(&self, _: &DeploymentGroupInfo) -> Result<bool, PortError> {
-        not_kept("deployment groups")
+    async fn create_group(&self, group: &DeploymentGroupInfo) -> Result<bool, PortError> {
+        let key = (
+            group.application_name.clone(),
+            group.deployment_group_name.clone(),
+        );
+        let mut groups = self.groups.lock().unwrap();
+        if groups.contains_key(&key) {
+            return Ok(false);
+        }
+        groups.insert(key, group.clone());
+        Ok(true)
     }
 
-    async fn group(&self, _: &str, _: &str) -> Result<Option<DeploymentGroupInfo>, PortError> {
-        not_kept("deployment groups")
+    async fn group(
+        &self,
+        application: &str,
+        name: &str,
+    ) -> Result<Option<DeploymentGroupInfo>, PortError> {
+        let key = (application.to_owned(), name.to_owned());
+        Ok(self.groups.lock().unwrap().get(&key).cloned())
     }
 
-    async fn group_names(&self, _: &str) -> Result<Vec<String>, PortError> {
-        not_kept("deployment groups")
+    async fn group_names(&self, application: &str) -> Result<Vec<String>, PortError> {
+        Ok(self
+            .groups
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|(app, _)| app == application)
+            .map(|(_, name)| name.clone())
+            .collect())
     }
 
-    async fn update_group(&self, _: &str, _: &DeploymentGroupInfo) -> Result<Rename, PortError> {
-        not_kept("deployment groups")
+    async fn update_group(
+        &self,
+        current_name: &str,
+        group: &DeploymentGroupInfo,
+    ) -> Result<Rename, PortError> {
+        let app = group.application_name.clone();
+        let current = (app.clone(), current_name.to_owned());
+        let new = (app, group.deployment_group_name.clone());
+        let mut groups = self.groups.lock().unwrap();
+        if !groups.contains_key(&current) {
+            return Ok(Rename::Missing);
+        }
+        if new != current && groups.contains_key(&new) {
+            return Ok(Rename::NameTaken);
+        }
+        groups.remove(&current);
+        groups.insert(new, group.clone());
+        Ok(Rename::Renamed)
     }
 
-    async fn delete_group(&self, _: &str, _: &str) -> Result<(), PortError> {
-        not_kept("deployment groups")
+    async fn delete_group(&self, application: &str, name: &str) -> Result<(), PortError> {
+        let key = (application.to_owned(), name.to_owned());
+        self.groups.lock().unwrap().remove(&key);
+        Ok(())
     }
 
-    async fn deployment(&self, _: &DeploymentId) -> Result<Option<Deployment>, PortError> {
-        not_kept("deployments")
+    async fn deployment(&self, id: &DeploymentId) -> Result<Option<Deployment>, PortError> {
+        Ok(self.deployments.lock().unwrap().get(id).cloned())
     }
 
     async fn deployment_ids(
@@ -127,7 +243,7 @@ impl Registry for MemoryRegistry {
         _: Option<&str>,
         _: Option<&str>,
     ) -> Result<Vec<DeploymentId>, PortError> {
-        not_kept("deployments")
+        not_kept("deployment lists")
     }
 
     async fn register_revision(
@@ -140,6 +256,7 @@ impl Registry for MemoryRegistry {
         not_kept("revisions")
     }
 
+    /// Records nothing: CreateDeployment's tests here are about the deployment, not its revision.
     async fn revision_used(
         &self,
         _: &str,
@@ -147,7 +264,7 @@ impl Registry for MemoryRegistry {
         _: &str,
         _: Timestamp,
     ) -> Result<(), PortError> {
-        not_kept("revisions")
+        Ok(())
     }
 
     async fn revision(

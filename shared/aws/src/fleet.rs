@@ -28,6 +28,8 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 const EC2_FILTER_VALUES: usize = 200;
 /// The most values SSM takes in one DescribeInstanceInformation filter.
 const SSM_FILTER_VALUES: usize = 100;
+/// The most instance ids SSM takes in one `InstanceIds` filter.
+const SSM_INSTANCE_IDS: usize = 50;
 /// The most Auto Scaling group names asked for in one DescribeAutoScalingGroups call.
 const ASG_NAMES_PER_CALL: usize = 50;
 /// How many managed instances' tags are read at the same time.
@@ -214,6 +216,42 @@ impl Ec2Fleet {
         Ok(Ok(running))
     }
 
+    /// Those of `ids` that run and whose SSM agent is online: the hosts a command can reach.
+    pub async fn reachable(&self, ids: &[String]) -> Result<BTreeSet<String>, PortError> {
+        let (ec2_ids, managed): (Vec<String>, Vec<String>) =
+            ids.iter().cloned().partition(|id| id.starts_with("i-"));
+        let mut running: BTreeSet<String> = managed.into_iter().collect();
+        for chunk in ec2_ids.chunks(EC2_FILTER_VALUES) {
+            let filter = ec2::types::Filter::builder()
+                .name("instance-id")
+                .set_values(Some(chunk.to_vec()))
+                .build();
+            running.extend(self.running_instances(Some(filter)).await?.into_keys());
+        }
+        let running: Vec<String> = running.into_iter().collect();
+        let mut online = BTreeSet::new();
+        for chunk in running.chunks(SSM_INSTANCE_IDS) {
+            let mut pages = self
+                .ssm
+                .describe_instance_information()
+                .filters(ssm_filter("InstanceIds", chunk.to_vec())?)
+                .filters(ssm_filter("PingStatus", vec!["Online".into()])?)
+                .into_paginator()
+                .page_size(50)
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| sdk_error("ssm:DescribeInstanceInformation", e))?;
+                online.extend(
+                    page.instance_information_list()
+                        .iter()
+                        .filter(|i| i.ping_status() == Some(&ssm::types::PingStatus::Online))
+                        .filter_map(|i| i.instance_id().map(str::to_owned)),
+                );
+            }
+        }
+        Ok(online)
+    }
+
     /// SSM-managed on-premises instances (not EC2 instances) that `set` matches.
     async fn managed_instances_matching(
         &self,
@@ -356,32 +394,45 @@ pub struct TagCriterion {
 }
 
 impl Selection {
-    /// The deployment's `targetInstances` when they name any target, else its group's settings.
+    /// The hosts a deployment starts on: the deployment's `targetInstances` when they name any
+    /// target, else its group's settings. A blue/green deployment starts on its group's hosts,
+    /// the originals; its `targetInstances` name the replacements.
     pub fn of(d: &Deployment) -> Selection {
-        if let Some(t) = d.options.target_instances.as_ref().filter(|t| {
+        match Selection::target_instances(d) {
+            Some(selection) if !d.is_blue_green() => selection,
+            _ => Selection::group(d),
+        }
+    }
+
+    /// The deployment's `targetInstances`, if they name any target.
+    pub fn target_instances(d: &Deployment) -> Option<Selection> {
+        let t = d.options.target_instances.as_ref().filter(|t| {
             !t.tag_filters.is_empty()
                 || t.ec2_tag_set
                     .as_ref()
                     .is_some_and(|s| !s.ec2_tag_set_list.0.is_empty())
                 || !t.auto_scaling_groups.is_empty()
-        }) {
-            return Selection {
-                source: format!(
-                    "the targetInstances of deployment {} (deployment group '{}')",
-                    d.deployment_id, d.group.deployment_group_name
+        })?;
+        Some(Selection {
+            source: format!(
+                "the targetInstances of deployment {} (deployment group '{}')",
+                d.deployment_id, d.group.deployment_group_name
+            ),
+            ec2: criteria(
+                ("targetInstances.tagFilters", &t.tag_filters),
+                (
+                    "targetInstances.ec2TagSet",
+                    t.ec2_tag_set.as_ref().map(|s| &s.ec2_tag_set_list),
                 ),
-                ec2: criteria(
-                    ("targetInstances.tagFilters", &t.tag_filters),
-                    (
-                        "targetInstances.ec2TagSet",
-                        t.ec2_tag_set.as_ref().map(|s| &s.ec2_tag_set_list),
-                    ),
-                ),
-                auto_scaling_groups: t.auto_scaling_groups.clone(),
-                auto_scaling_groups_field: "targetInstances.autoScalingGroups",
-                on_premises: Vec::new(),
-            };
-        }
+            ),
+            auto_scaling_groups: t.auto_scaling_groups.clone(),
+            auto_scaling_groups_field: "targetInstances.autoScalingGroups",
+            on_premises: Vec::new(),
+        })
+    }
+
+    /// The group's tag filters, tag sets and Auto Scaling groups.
+    pub fn group(d: &Deployment) -> Selection {
         let g = &d.group;
         Selection {
             source: format!("deployment group '{}'", g.deployment_group_name),
@@ -845,6 +896,27 @@ mod tests {
         // Empty targetInstances leave the group's targets in force.
         let sel = Selection::of(&deployment(group(), Some(TargetInstances::default())));
         assert_eq!(sel.source, "deployment group 'Fleet'");
+    }
+
+    #[test]
+    fn a_blue_green_deployment_starts_on_its_group_and_its_target_instances_are_the_replacements() {
+        let mut g = group();
+        g.deployment_style.deployment_type = cutover_core::model::DeploymentType::BlueGreen;
+        g.deployment_style.deployment_option =
+            cutover_core::model::DeploymentOption::WithTrafficControl;
+        g.load_balancer_info = Some(cutover_core::model::LoadBalancerInfo {
+            target_group_info_list: vec![cutover_core::model::NamedResource { name: "web".into() }],
+            ..Default::default()
+        });
+        g.blue_green_deployment_configuration = Some(Default::default());
+        let target = TargetInstances {
+            tag_filters: vec![f(KV, "Color", "green")],
+            ..Default::default()
+        };
+        let d = deployment(g, Some(target));
+        assert_eq!(Selection::of(&d).source, "deployment group 'Fleet'");
+        let green = Selection::target_instances(&d).expect("targetInstances name hosts");
+        assert_eq!(green.ec2[0].field, "targetInstances.tagFilters");
     }
 
     #[test]

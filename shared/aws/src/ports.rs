@@ -12,7 +12,7 @@ use crate::hosts::SsmHosts;
 use crate::lambda::LambdaFunctions;
 use crate::notifier::LogNotifier;
 use crate::queue::{SqsQueue, StepFunction};
-use crate::replacements::CloudReplacements;
+use crate::replacements::Ec2Replacements;
 use crate::revisions::S3Revisions;
 use crate::store::DynamoStore;
 use crate::traffic::Elbv2Router;
@@ -94,6 +94,7 @@ pub struct AwsPorts {
     fleet: Ec2Fleet,
     hosts: SsmHosts,
     traffic: Elbv2Router,
+    replacements: Ec2Replacements,
     lambda: LambdaFunctions,
     alarms: CloudWatchAlarms,
 }
@@ -102,8 +103,12 @@ impl AwsPorts {
     pub fn new(config: &SdkConfig, settings: Settings) -> AwsPorts {
         let s3 = s3_client(config);
         let queue = SqsQueue::new(aws_sdk_sqs::Client::new(config), settings.queues);
+        let dynamodb = aws_sdk_dynamodb::Client::new(config);
+        // The replacements switch a group to its copied Auto Scaling group in the same table.
+        let groups = DynamoStore::new(dynamodb.clone(), &settings.table, queue.clone());
         AwsPorts {
-            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(config), settings.table, queue),
+            replacements: Ec2Replacements::new(config, groups),
+            store: DynamoStore::new(dynamodb, settings.table, queue),
             revisions: S3Revisions::new(s3.clone()),
             fleet: Ec2Fleet::new(config),
             hosts: SsmHosts::new(
@@ -133,7 +138,7 @@ impl Ports for AwsPorts {
     type Fleet = Ec2Fleet;
     type Hosts = SsmHosts;
     type Traffic = Elbv2Router;
-    type Replacements = CloudReplacements;
+    type Replacements = Ec2Replacements;
     type Lambda = LambdaFunctions;
     type HookFunctions = LambdaFunctions;
     type Alarms = CloudWatchAlarms;
@@ -158,8 +163,8 @@ impl Ports for AwsPorts {
     fn traffic(&self) -> &Elbv2Router {
         &self.traffic
     }
-    fn replacements(&self) -> &CloudReplacements {
-        &CloudReplacements
+    fn replacements(&self) -> &Ec2Replacements {
+        &self.replacements
     }
     fn lambda(&self) -> &LambdaFunctions {
         &self.lambda

@@ -23,14 +23,16 @@ const BATCH: usize = 10;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum StepFunction {
     ValidateRevision,
+    ProvisionReplacements,
     RunHooks,
     ShiftTraffic,
     Finalize,
 }
 
 impl StepFunction {
-    pub const ALL: [StepFunction; 4] = [
+    pub const ALL: [StepFunction; 5] = [
         StepFunction::ValidateRevision,
+        StepFunction::ProvisionReplacements,
         StepFunction::RunHooks,
         StepFunction::ShiftTraffic,
         StepFunction::Finalize,
@@ -42,12 +44,12 @@ impl StepFunction {
             Work::Event(_) => StepFunction::Finalize,
             Work::PollHost { .. } => StepFunction::RunHooks,
             Work::Command(command) => match command {
-                Command::AcquireGroupLock
-                | Command::ValidateRevision
-                | Command::ResolveTargets
-                | Command::ProvisionReplacements
+                Command::AcquireGroupLock | Command::ValidateRevision | Command::ResolveTargets => {
+                    StepFunction::ValidateRevision
+                }
+                Command::ProvisionReplacements
                 | Command::ReleaseOriginals { .. }
-                | Command::DiscardReplacements { .. } => StepFunction::ValidateRevision,
+                | Command::DiscardReplacements { .. } => StepFunction::ProvisionReplacements,
                 Command::RunLifecycleEvents { .. }
                 | Command::StopLifecycleEvents { .. }
                 | Command::InvokeHook { .. } => StepFunction::RunHooks,
@@ -67,6 +69,7 @@ impl StepFunction {
     pub fn name(self) -> &'static str {
         match self {
             StepFunction::ValidateRevision => "validate-revision",
+            StepFunction::ProvisionReplacements => "provision-replacements",
             StepFunction::RunHooks => "run-hooks",
             StepFunction::ShiftTraffic => "shift-traffic",
             StepFunction::Finalize => "finalize",
@@ -77,6 +80,7 @@ impl StepFunction {
     pub fn queue_env(self) -> &'static str {
         match self {
             StepFunction::ValidateRevision => "CUTOVER_QUEUE_VALIDATE_REVISION",
+            StepFunction::ProvisionReplacements => "CUTOVER_QUEUE_PROVISION_REPLACEMENTS",
             StepFunction::RunHooks => "CUTOVER_QUEUE_RUN_HOOKS",
             StepFunction::ShiftTraffic => "CUTOVER_QUEUE_SHIFT_TRAFFIC",
             StepFunction::Finalize => "CUTOVER_QUEUE_FINALIZE",
@@ -84,7 +88,7 @@ impl StepFunction {
     }
 }
 
-/// The four step queues.
+/// The step queues, one per [`StepFunction`].
 #[derive(Clone, Debug)]
 pub struct SqsQueue {
     client: Client,
@@ -245,10 +249,55 @@ mod tests {
             StepFunction::of(&Step::command(id.clone(), Command::ValidateRevision)),
             StepFunction::ValidateRevision
         );
+        assert_eq!(
+            StepFunction::of(&Step::command(id.clone(), Command::ResolveTargets)),
+            StepFunction::ValidateRevision
+        );
+        for replacements in [
+            Command::ProvisionReplacements,
+            Command::ReleaseOriginals {
+                targets: vec![TargetId::new("i-1")],
+                terminate: true,
+            },
+            Command::DiscardReplacements {
+                targets: vec![TargetId::new("i-2")],
+            },
+        ] {
+            assert_eq!(
+                StepFunction::of(&Step::command(id.clone(), replacements.clone())),
+                StepFunction::ProvisionReplacements,
+                "{replacements:?}"
+            );
+        }
         assert_eq!(StepFunction::of(&run(&["i-1"])), StepFunction::RunHooks);
         assert_eq!(
             StepFunction::of(&Step::event(id, cutover_core::machine::Event::Created)),
             StepFunction::Finalize
         );
+    }
+
+    #[test]
+    fn every_function_has_its_own_name_and_queue_variable() {
+        let names: std::collections::BTreeSet<&str> =
+            StepFunction::ALL.iter().map(|f| f.name()).collect();
+        let variables: std::collections::BTreeSet<&str> =
+            StepFunction::ALL.iter().map(|f| f.queue_env()).collect();
+        assert_eq!(names.len(), StepFunction::ALL.len());
+        assert_eq!(variables.len(), StepFunction::ALL.len());
+        assert_eq!(
+            StepFunction::ProvisionReplacements.name(),
+            "provision-replacements"
+        );
+        assert_eq!(
+            StepFunction::ProvisionReplacements.queue_env(),
+            "CUTOVER_QUEUE_PROVISION_REPLACEMENTS"
+        );
+        for f in StepFunction::ALL {
+            let expected = format!(
+                "CUTOVER_QUEUE_{}",
+                f.name().to_uppercase().replace('-', "_")
+            );
+            assert_eq!(f.queue_env(), expected, "{f:?}");
+        }
     }
 }

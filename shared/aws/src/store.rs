@@ -157,6 +157,57 @@ impl DynamoStore {
         .await
     }
 
+    /// Makes group `application`/`group` deploy to Auto Scaling group `to` where it named `from`,
+    /// as a blue/green deployment's copy takes the original's place. A group that no longer
+    /// names `from` (changed since, or already switched) or that is gone is left as it is.
+    pub async fn replace_auto_scaling_group(
+        &self,
+        application: &str,
+        group: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<(), PortError> {
+        let (pk, sk) = (format!("APP#{application}"), format!("GROUP#{group}"));
+        // A group saved meanwhile through the API is read again, never overwritten.
+        for _ in 0..5 {
+            let Some(item) = self.get(pk.clone(), sk.clone()).await? else {
+                return Ok(());
+            };
+            let Some(body) = item.get("body") else {
+                return Ok(());
+            };
+            let mut info: DeploymentGroupInfo = parse(body, "group")?;
+            let Some(entry) = info.auto_scaling_groups.iter_mut().find(|a| a.name == from) else {
+                return Ok(());
+            };
+            entry.name = to.to_owned();
+            entry.hook = None;
+            entry.termination_hook = None;
+            let saved = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("PK", s(&pk))
+                .key("SK", s(&sk))
+                .update_expression("SET body = :body")
+                .condition_expression("body = :was")
+                .expression_attribute_values(":body", s(json(&info)?))
+                .expression_attribute_values(":was", body.clone())
+                .send()
+                .await;
+            match saved {
+                Ok(_) => return Ok(()),
+                Err(e) if code(&e) == Some("ConditionalCheckFailedException") => continue,
+                Err(e) => {
+                    return Err(port_error(format!("saving group {application}/{group}"), e));
+                }
+            }
+        }
+        Err(PortError::transient(format!(
+            "group {application}/{group} kept changing while its Auto Scaling group '{from}' was replaced by '{to}'"
+        )))
+    }
+
     /// The groups that deploy an upload of `key` to `bucket`: those whose prefix starts `key`.
     pub async fn groups_for_upload(
         &self,

@@ -1,13 +1,14 @@
 //! Reading deployments and their targets: GetDeployment, BatchGetDeployments, ListDeployments,
 //! ListDeploymentTargets, GetDeploymentTarget, BatchGetDeploymentTargets, and the older
 //! ListDeploymentInstances, GetDeploymentInstance and BatchGetDeploymentInstances; and
-//! CreateDeployment, StopDeployment and ContinueDeployment.
+//! CreateDeployment, StopDeployment, ContinueDeployment and SkipWaitTimeForInstanceTermination.
 
 use cutover_core::machine::{CreateDeployment, Deployment, Target, lambda_appspec};
 use cutover_core::model::{
     AlarmConfiguration, AutoRollbackConfiguration, ComputePlatform, DeploymentCreator,
-    DeploymentInfo, DeploymentStatus, DeploymentTarget, FileExistsBehavior, InstanceSummary,
-    RevisionLocation, TargetLabel, TargetStatus,
+    DeploymentGroupInfo, DeploymentInfo, DeploymentStatus, DeploymentTarget, DeploymentType,
+    DeploymentWaitType, FileExistsBehavior, GreenFleetProvisioningAction, InstanceSummary,
+    RevisionLocation, TargetInstances, TargetLabel, TargetStatus,
 };
 use cutover_core::{DeploymentId, TargetId, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -562,11 +563,19 @@ pub struct ContinueInput {
     deployment_wait_type: Option<String>,
 }
 
-/// ContinueDeployment: only a blue/green deployment waits to be continued, and cutover runs
-/// in-place deployments for now.
-pub async fn continue_(registry: &impl Registry, input: ContinueInput) -> Result<(), ApiError> {
-    let id = deployment_id(input.deployment_id.as_deref())?;
-    let d = deployment(registry, &id).await?;
+/// What a blue/green deployment's wait is for, in words.
+fn wait_purpose(wait: DeploymentWaitType) -> &'static str {
+    match wait {
+        DeploymentWaitType::ReadyWait => "its ready wait, before traffic is rerouted",
+        DeploymentWaitType::TerminationWait => {
+            "its termination wait, before the original instances are let go"
+        }
+    }
+}
+
+/// Refuses, as CodeDeploy does, to continue a deployment that is over or not blue/green.
+fn continuable(d: &Deployment) -> Result<(), ApiError> {
+    let id = &d.deployment_id;
     if d.is_finished() {
         return Err(ApiError::codedeploy(
             "DeploymentAlreadyCompletedException",
@@ -576,13 +585,113 @@ pub async fn continue_(registry: &impl Registry, input: ContinueInput) -> Result
             ),
         ));
     }
-    let _ = input.deployment_wait_type;
-    Err(ApiError::codedeploy(
-        "DeploymentIsNotInReadyStateException",
-        format!(
-            "The deployment {id} is not waiting to be continued: only blue/green deployments wait (READY_WAIT or TERMINATION_WAIT)."
-        ),
-    ))
+    if !d.is_blue_green() {
+        let kind = match d.group.compute_platform {
+            ComputePlatform::Server => "an in-place deployment".to_owned(),
+            platform => format!("a {platform} deployment"),
+        };
+        return Err(ApiError::codedeploy(
+            "UnsupportedActionForDeploymentTypeException",
+            format!(
+                "The deployment {id} is {kind}; only a blue/green deployment to instances waits to be continued."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Ends the wait `wait` of the blue/green deployment `d`, refusing as CodeDeploy does if it is
+/// not in that wait.
+async fn end_wait(
+    deployer: &impl Deployer,
+    d: &Deployment,
+    wait: DeploymentWaitType,
+) -> Result<(), ApiError> {
+    let id = &d.deployment_id;
+    match d.waiting_for() {
+        Some(waiting) if waiting == wait => {}
+        Some(waiting) => {
+            return Err(ApiError::codedeploy(
+                "DeploymentIsNotInReadyStateException",
+                format!(
+                    "The deployment {id} is not in {} ({wait}): it is in {} ({waiting}); continue it with deploymentWaitType {waiting}.",
+                    wait_purpose(wait),
+                    wait_purpose(waiting),
+                ),
+            ));
+        }
+        None => {
+            return Err(ApiError::codedeploy(
+                "DeploymentIsNotInReadyStateException",
+                format!(
+                    "The deployment {id} is not in {} ({wait}): it is {} and waits for nothing that can be continued now.",
+                    wait_purpose(wait),
+                    d.status()
+                ),
+            ));
+        }
+    }
+    deployer
+        .continue_deployment(id, wait)
+        .await
+        .map_err(internal("continuing the deployment"))?;
+    Ok(())
+}
+
+/// ContinueDeployment: ends a blue/green deployment's ready wait (`READY_WAIT`, the default),
+/// rerouting traffic at once, or its termination wait (`TERMINATION_WAIT`), letting the
+/// original instances go at once.
+pub async fn continue_(
+    registry: &impl Registry,
+    deployer: &impl Deployer,
+    input: ContinueInput,
+) -> Result<(), ApiError> {
+    let wait = match input.deployment_wait_type.as_deref() {
+        None => DeploymentWaitType::ReadyWait,
+        Some(text) => text.parse().map_err(|_| {
+            ApiError::codedeploy(
+                "InvalidDeploymentWaitTypeException",
+                format!(
+                    "'{text}' is not a deployment wait type: use READY_WAIT (the default) or TERMINATION_WAIT"
+                ),
+            )
+        })?,
+    };
+    let id = deployment_id(input.deployment_id.as_deref())?;
+    let d = deployment(registry, &id).await?;
+    continuable(&d)?;
+    end_wait(deployer, &d, wait).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SkipWaitInput {
+    deployment_id: Option<String>,
+}
+
+/// SkipWaitTimeForInstanceTermination, CodeDeploy's older name for ContinueDeployment with
+/// `TERMINATION_WAIT`: lets a blue/green deployment's original instances go at once.
+pub async fn skip_wait_for_termination(
+    registry: &impl Registry,
+    deployer: &impl Deployer,
+    input: SkipWaitInput,
+) -> Result<(), ApiError> {
+    let id = deployment_id(input.deployment_id.as_deref())?;
+    let d = deployment(registry, &id).await?;
+    continuable(&d)?;
+    if matches!(
+        d.status(),
+        DeploymentStatus::Created | DeploymentStatus::Queued
+    ) {
+        return Err(ApiError::codedeploy(
+            "DeploymentNotStartedException",
+            format!(
+                "The deployment {id} has not started ({}); its termination wait comes after traffic is rerouted.",
+                d.status()
+            ),
+        ));
+    }
+    end_wait(deployer, &d, DeploymentWaitType::TerminationWait).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -648,6 +757,55 @@ fn revision_for(
     }
 }
 
+/// CreateDeployment's `targetInstances`: the existing instances a blue/green deployment to a
+/// group that discovers its replacements (greenFleetProvisioningOption DISCOVER_EXISTING, the
+/// default) takes as its replacement fleet. Any other group refuses them, as CodeDeploy does for
+/// an in-place deployment, rather than ignore them.
+fn target_instances(
+    value: Option<serde_json::Value>,
+    group: &DeploymentGroupInfo,
+) -> Result<Option<TargetInstances>, ApiError> {
+    let invalid =
+        |message: String| ApiError::codedeploy("InvalidTargetInstancesException", message);
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let name = &group.deployment_group_name;
+    let blue_green = group.compute_platform == ComputePlatform::Server
+        && group.deployment_style.deployment_type == DeploymentType::BlueGreen;
+    if !blue_green {
+        return Err(invalid(format!(
+            "targetInstances names the replacement instances of a blue/green deployment; deployment group {name} deploys in place to its own instances: leave out targetInstances"
+        )));
+    }
+    let copies = group
+        .blue_green_deployment_configuration
+        .and_then(|c| c.green_fleet_provisioning_option)
+        .is_some_and(|o| o.action == GreenFleetProvisioningAction::CopyAutoScalingGroup);
+    if copies {
+        return Err(invalid(format!(
+            "deployment group {name} makes its replacement instances by copying its Auto Scaling group (greenFleetProvisioningOption COPY_AUTO_SCALING_GROUP); targetInstances names existing ones, for DISCOVER_EXISTING: leave out targetInstances"
+        )));
+    }
+    const FIELDS: [&str; 3] = ["tagFilters", "autoScalingGroups", "ec2TagSet"];
+    if let Some(unknown) = value
+        .as_object()
+        .and_then(|o| o.keys().find(|k| !FIELDS.contains(&k.as_str())))
+    {
+        return Err(invalid(format!(
+            "targetInstances has no field '{unknown}': use tagFilters, ec2TagSet or autoScalingGroups"
+        )));
+    }
+    let targets: TargetInstances = serde_json::from_value(value)
+        .map_err(|e| invalid(format!("targetInstances is not valid: {e}")))?;
+    if !targets.tag_filters.is_empty() && targets.ec2_tag_set.is_some() {
+        return Err(invalid(
+            "targetInstances: use either tagFilters or ec2TagSet, not both".into(),
+        ));
+    }
+    Ok(Some(targets))
+}
+
 /// CreateDeployment: saves the deployment and queues its first step; whoever drives the
 /// queue takes it from there.
 pub async fn create(
@@ -660,12 +818,7 @@ pub async fn create(
     let group_name = group_name(input.deployment_group_name.as_deref())?;
     existing_application(registry, app).await?;
     let group = existing_group(registry, app, group_name).await?;
-    if input.target_instances.is_some() {
-        return Err(ApiError::codedeploy(
-            "InvalidTargetInstancesException",
-            "cutover deploys to the whole group for now; leave out targetInstances",
-        ));
-    }
+    let target_instances = target_instances(input.target_instances, &group)?;
     if input.update_outdated_instances_only {
         return Err(ApiError::codedeploy(
             "InvalidUpdateOutdatedInstancesOnlyValueException",
@@ -711,6 +864,7 @@ pub async fn create(
     request.file_exists_behavior = input.file_exists_behavior;
     request.auto_rollback_configuration = input.auto_rollback_configuration;
     request.override_alarm_configuration = input.override_alarm_configuration;
+    request.target_instances = target_instances;
     if request.group.compute_platform == ComputePlatform::Lambda {
         request.bake_time_in_minutes = super::tags::group_bake_time(registry, app, group_name)
             .await
@@ -731,7 +885,13 @@ pub async fn create(
 
 #[cfg(test)]
 mod tests {
+    use cutover_core::config;
+    use cutover_core::machine::{FinalStatus, Phase};
+    use cutover_core::model::{ApplicationInfo, S3Location};
+    use serde_json::{Value, json};
+
     use super::*;
+    use crate::testing::{MemoryRegistry, NOW};
 
     fn strings(values: &[&str]) -> Vec<String> {
         values.iter().map(|v| (*v).to_owned()).collect()
@@ -752,5 +912,300 @@ mod tests {
         assert!(e.message.contains("'Done'"), "{}", e.message);
         let e = parse_labels(&strings(&["Purple"])).unwrap_err();
         assert_eq!(e.kind.name(), "InvalidInstanceTypeException");
+    }
+
+    fn blue_green_group(name: &str, green_fleet: &str) -> DeploymentGroupInfo {
+        serde_json::from_value(json!({
+            "applicationName": "Shop",
+            "deploymentGroupName": name,
+            "deploymentGroupId": name,
+            "deploymentConfigName": "CodeDeployDefault.OneAtATime",
+            "computePlatform": "Server",
+            "deploymentStyle": {
+                "deploymentType": "BLUE_GREEN",
+                "deploymentOption": "WITH_TRAFFIC_CONTROL"
+            },
+            "loadBalancerInfo": {"targetGroupInfoList": [{"name": "web"}]},
+            "blueGreenDeploymentConfiguration": {
+                "terminateBlueInstancesOnDeploymentSuccess": {
+                    "action": "TERMINATE",
+                    "terminationWaitTimeInMinutes": 60
+                },
+                "deploymentReadyOption": {
+                    "actionOnTimeout": "STOP_DEPLOYMENT",
+                    "waitTimeInMinutes": 60
+                },
+                "greenFleetProvisioningOption": {"action": green_fleet}
+            }
+        }))
+        .unwrap()
+    }
+
+    fn in_place_group(name: &str) -> DeploymentGroupInfo {
+        DeploymentGroupInfo {
+            application_name: "Shop".into(),
+            deployment_group_name: name.into(),
+            deployment_group_id: name.into(),
+            deployment_config_name: config::DEFAULT_SERVER_CONFIG.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Application Shop with groups Blue (blue/green, copying its Auto Scaling group), Found
+    /// (blue/green, discovering its replacements) and Web (in place).
+    async fn shop() -> MemoryRegistry {
+        let r = MemoryRegistry::default();
+        let app = ApplicationInfo {
+            application_id: "shop".into(),
+            application_name: "Shop".into(),
+            create_time: NOW,
+            linked_to_git_hub: false,
+            git_hub_account_name: None,
+            compute_platform: ComputePlatform::Server,
+        };
+        assert!(r.create_application(&app).await.unwrap());
+        for g in [
+            blue_green_group("Blue", "COPY_AUTO_SCALING_GROUP"),
+            blue_green_group("Found", "DISCOVER_EXISTING"),
+            in_place_group("Web"),
+        ] {
+            assert!(r.create_group(&g).await.unwrap());
+        }
+        r
+    }
+
+    fn revision() -> RevisionLocation {
+        RevisionLocation::S3(S3Location {
+            bucket: "revisions".into(),
+            key: "web.zip".into(),
+            bundle_type: None,
+            version: None,
+            e_tag: None,
+        })
+    }
+
+    /// A deployment `n` of `group`, saved in `phase`.
+    async fn deployment_in(r: &MemoryRegistry, n: u64, group: &str, phase: Phase) -> DeploymentId {
+        let group = r.group("Shop", group).await.unwrap().unwrap();
+        let config = config::predefined(&group.deployment_config_name).unwrap();
+        let request =
+            CreateDeployment::new(DeploymentId::from_entropy(n), group, config, revision());
+        let mut d = Deployment::create(request, NOW).unwrap();
+        d.phase = phase;
+        let id = d.deployment_id.clone();
+        r.put_deployment(d);
+        id
+    }
+
+    async fn continued(r: &MemoryRegistry, input: Value) -> Result<(), ApiError> {
+        continue_(r, r, serde_json::from_value(input).unwrap()).await
+    }
+
+    async fn skipped(r: &MemoryRegistry, id: &DeploymentId) -> Result<(), ApiError> {
+        let input = serde_json::from_value(json!({ "deploymentId": id })).unwrap();
+        skip_wait_for_termination(r, r, input).await
+    }
+
+    async fn saved(r: &MemoryRegistry, id: &DeploymentId) -> Deployment {
+        r.deployment(id).await.unwrap().unwrap()
+    }
+
+    fn refused(result: Result<(), ApiError>, exception: &str, says: &str) {
+        let e = result.expect_err(exception);
+        assert_eq!(e.kind.name(), exception, "{}", e.message);
+        assert!(e.message.contains(says), "{}", e.message);
+    }
+
+    #[tokio::test]
+    async fn continue_ends_the_wait_a_blue_green_deployment_is_in_and_no_other() {
+        let r = shop().await;
+        let until = NOW + std::time::Duration::from_secs(3600);
+        let id = deployment_in(&r, 1, "Blue", Phase::WaitingForReroute { until }).await;
+
+        // Waiting to reroute: TERMINATION_WAIT is not the wait it is in.
+        let termination = json!({ "deploymentId": id, "deploymentWaitType": "TERMINATION_WAIT" });
+        refused(
+            continued(&r, termination.clone()).await,
+            "DeploymentIsNotInReadyStateException",
+            "it is in its ready wait, before traffic is rerouted (READY_WAIT)",
+        );
+        refused(
+            skipped(&r, &id).await,
+            "DeploymentIsNotInReadyStateException",
+            "deploymentWaitType READY_WAIT",
+        );
+        assert_eq!(saved(&r, &id).await.status(), DeploymentStatus::Ready);
+
+        // READY_WAIT, the default, reroutes; the deployment waits to terminate the originals.
+        continued(&r, json!({ "deploymentId": id })).await.unwrap();
+        let d = saved(&r, &id).await;
+        assert_eq!(d.waiting_for(), Some(DeploymentWaitType::TerminationWait));
+        let ready = json!({ "deploymentId": id, "deploymentWaitType": "READY_WAIT" });
+        refused(
+            continued(&r, ready.clone()).await,
+            "DeploymentIsNotInReadyStateException",
+            "continue it with deploymentWaitType TERMINATION_WAIT",
+        );
+
+        // GetDeployment describes the blue/green deployment as CodeDeploy does.
+        let input = serde_json::from_value(json!({ "deploymentId": id })).unwrap();
+        let info =
+            serde_json::to_value(get(&r, input).await.unwrap()).unwrap()["deploymentInfo"].clone();
+        assert_eq!(info["instanceTerminationWaitTimeStarted"], true, "{info}");
+        assert_eq!(
+            info["deploymentStyle"]["deploymentType"], "BLUE_GREEN",
+            "{info}"
+        );
+        assert_eq!(
+            info["blueGreenDeploymentConfiguration"]["deploymentReadyOption"]["actionOnTimeout"],
+            "STOP_DEPLOYMENT",
+            "{info}"
+        );
+
+        // SkipWaitTimeForInstanceTermination lets the originals go at once.
+        skipped(&r, &id).await.unwrap();
+        assert_eq!(saved(&r, &id).await.phase, Phase::ReleasingOriginals);
+        refused(
+            continued(&r, termination).await,
+            "DeploymentIsNotInReadyStateException",
+            "it is InProgress and waits for nothing that can be continued now",
+        );
+    }
+
+    #[tokio::test]
+    async fn continue_refuses_what_cannot_be_continued_with_codedeploys_exceptions() {
+        let r = shop().await;
+        let until = NOW + std::time::Duration::from_secs(3600);
+        let waiting = deployment_in(&r, 1, "Blue", Phase::WaitingForReroute { until }).await;
+        refused(
+            continued(
+                &r,
+                json!({ "deploymentId": waiting, "deploymentWaitType": "NOW" }),
+            )
+            .await,
+            "InvalidDeploymentWaitTypeException",
+            "'NOW' is not a deployment wait type: use READY_WAIT (the default) or TERMINATION_WAIT",
+        );
+        refused(
+            continued(&r, json!({})).await,
+            "DeploymentIdRequiredException",
+            "must be specified",
+        );
+        refused(
+            continued(&r, json!({ "deploymentId": "nope" })).await,
+            "InvalidDeploymentIdException",
+            "nope",
+        );
+        let unknown = DeploymentId::from_entropy(99);
+        refused(
+            continued(&r, json!({ "deploymentId": unknown })).await,
+            "DeploymentDoesNotExistException",
+            unknown.as_str(),
+        );
+        refused(
+            skipped(&r, &unknown).await,
+            "DeploymentDoesNotExistException",
+            "",
+        );
+
+        let in_place = deployment_in(&r, 2, "Web", Phase::Created).await;
+        for result in [
+            continued(&r, json!({ "deploymentId": in_place })).await,
+            skipped(&r, &in_place).await,
+        ] {
+            refused(
+                result,
+                "UnsupportedActionForDeploymentTypeException",
+                "is an in-place deployment; only a blue/green deployment to instances waits to be continued",
+            );
+        }
+
+        let done = Phase::Finished {
+            status: FinalStatus::Succeeded,
+        };
+        let done = deployment_in(&r, 3, "Blue", done).await;
+        refused(
+            continued(&r, json!({ "deploymentId": done })).await,
+            "DeploymentAlreadyCompletedException",
+            "has already completed (Succeeded)",
+        );
+        refused(
+            skipped(&r, &done).await,
+            "DeploymentAlreadyCompletedException",
+            "",
+        );
+
+        let created = deployment_in(&r, 4, "Blue", Phase::Created).await;
+        refused(
+            skipped(&r, &created).await,
+            "DeploymentNotStartedException",
+            "has not started (Created)",
+        );
+        refused(
+            continued(&r, json!({ "deploymentId": created })).await,
+            "DeploymentIsNotInReadyStateException",
+            "it is Created",
+        );
+    }
+
+    #[tokio::test]
+    async fn target_instances_name_the_replacements_of_a_blue_green_deployment_that_discovers_them()
+    {
+        let r = shop().await;
+        let targets =
+            json!({"tagFilters": [{"Key": "Color", "Value": "green", "Type": "KEY_AND_VALUE"}]});
+        let create_in = |group: &str, targets: Value| {
+            let input = serde_json::from_value(json!({
+                "applicationName": "Shop",
+                "deploymentGroupName": group,
+                "revision": {
+                    "revisionType": "S3",
+                    "s3Location": {"bucket": "revisions", "key": "web.zip", "bundleType": "zip"}
+                },
+                "targetInstances": targets,
+            }))
+            .unwrap();
+            create(&r, &r, input, NOW)
+        };
+        let out = create_in("Found", targets.clone()).await.unwrap();
+        let d = saved(&r, &out.deployment_id).await;
+        assert_eq!(
+            serde_json::to_value(&d.options.target_instances).unwrap(),
+            targets
+        );
+        assert_eq!(
+            serde_json::to_value(d.info()).unwrap()["targetInstances"],
+            targets
+        );
+
+        let refusals = [
+            (
+                "Web",
+                targets.clone(),
+                "deploys in place to its own instances",
+            ),
+            ("Blue", targets.clone(), "COPY_AUTO_SCALING_GROUP"),
+            (
+                "Found",
+                json!({"instanceIds": ["i-1"]}),
+                "no field 'instanceIds'",
+            ),
+            (
+                "Found",
+                json!({"autoScalingGroups": "green"}),
+                "targetInstances is not valid",
+            ),
+            (
+                "Found",
+                json!({"tagFilters": targets["tagFilters"], "ec2TagSet": {"ec2TagSetList": []}}),
+                "either tagFilters or ec2TagSet",
+            ),
+        ];
+        for (group, targets, says) in refusals {
+            let result = create_in(group, targets).await.map(drop);
+            refused(result, "InvalidTargetInstancesException", says);
+        }
+        // Without targetInstances, every group deploys.
+        create_in("Web", Value::Null).await.unwrap();
     }
 }

@@ -7,8 +7,8 @@
 
 use cutover_core::config;
 use cutover_core::model::{
-    ComputePlatform, DeploymentGroupInfo, DeploymentOption, DeploymentStyle, DeploymentType,
-    GroupError, OutdatedInstancesStrategy,
+    BlueGreenDeploymentConfiguration, ComputePlatform, DeploymentGroupInfo, DeploymentOption,
+    DeploymentStyle, DeploymentType, GroupError, OutdatedInstancesStrategy,
 };
 use cutover_engine::ids;
 use serde::{Deserialize, Serialize};
@@ -40,14 +40,11 @@ const SETTINGS: &[&str] = &[
     "loadBalancerInfo",
     "ec2TagSet",
     "onPremisesTagSet",
+    "blueGreenDeploymentConfiguration",
 ];
 
 /// Settings CodeDeploy has and cutover does not implement yet, with what to do instead.
 const NOT_YET: &[(&str, &str)] = &[
-    (
-        "blueGreenDeploymentConfiguration",
-        "cutover deploys in place for now; leave out blueGreenDeploymentConfiguration",
-    ),
     ("ecsServices", "cutover does not deploy to ECS services yet"),
     (
         "terminationHookEnabled",
@@ -121,6 +118,18 @@ fn overlay(group: &mut Map<String, Value>, input: &Map<String, Value>) -> Result
                         .collect::<Vec<_>>()
                 )
             }
+            // Read here, so that a malformed one is refused with the exception CodeDeploy uses.
+            "blueGreenDeploymentConfiguration" if !value.is_null() => {
+                serde_json::from_value::<BlueGreenDeploymentConfiguration>(value.clone()).map_err(
+                    |e| {
+                        ApiError::codedeploy(
+                            "InvalidBlueGreenDeploymentConfigurationException",
+                            format!("blueGreenDeploymentConfiguration is not valid: {e}"),
+                        )
+                    },
+                )?;
+                value.clone()
+            }
             _ => value.clone(),
         };
         group.insert(key.clone(), value);
@@ -165,14 +174,9 @@ fn text<'a>(input: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     input.get(key).and_then(Value::as_str)
 }
 
-/// What a Server group may not have yet.
+/// What a Server group may not have yet. Blue/green groups are checked by the core
+/// ([`DeploymentGroupInfo::validate`]): traffic control and a blueGreenDeploymentConfiguration.
 fn check_server_group(group: &DeploymentGroupInfo) -> Result<(), ApiError> {
-    if group.deployment_style.deployment_type == DeploymentType::BlueGreen {
-        return Err(ApiError::codedeploy(
-            "InvalidDeploymentStyleException",
-            "cutover deploys in place for now; use deploymentType IN_PLACE",
-        ));
-    }
     if group.outdated_instances_strategy == OutdatedInstancesStrategy::Ignore {
         return Err(ApiError::codedeploy(
             "InvalidInputException",
@@ -498,4 +502,195 @@ pub async fn batch_get(
         deployment_groups_info,
         error_message,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use cutover_core::Timestamp;
+    use cutover_core::model::ApplicationInfo;
+
+    use super::*;
+    use crate::testing::MemoryRegistry;
+
+    async fn shop() -> MemoryRegistry {
+        let r = MemoryRegistry::default();
+        let app = ApplicationInfo {
+            application_id: "shop".into(),
+            application_name: "Shop".into(),
+            create_time: Timestamp::EPOCH,
+            linked_to_git_hub: false,
+            git_hub_account_name: None,
+            compute_platform: ComputePlatform::Server,
+        };
+        assert!(r.create_application(&app).await.unwrap());
+        r
+    }
+
+    fn settings() -> Value {
+        json!({
+            "terminateBlueInstancesOnDeploymentSuccess": {
+                "action": "TERMINATE",
+                "terminationWaitTimeInMinutes": 5
+            },
+            "deploymentReadyOption": {
+                "actionOnTimeout": "STOP_DEPLOYMENT",
+                "waitTimeInMinutes": 60
+            },
+            "greenFleetProvisioningOption": {"action": "COPY_AUTO_SCALING_GROUP"}
+        })
+    }
+
+    /// CreateDeploymentGroup's input for a blue/green group Web, with `changes` laid over it
+    /// (a null removes a field).
+    fn blue_green(changes: Value) -> Value {
+        let mut input = json!({
+            "applicationName": "Shop",
+            "deploymentGroupName": "Web",
+            "serviceRoleArn": "arn:aws:iam::123456789012:role/CodeDeploy",
+            "autoScalingGroups": ["web"],
+            "deploymentStyle": {
+                "deploymentType": "BLUE_GREEN",
+                "deploymentOption": "WITH_TRAFFIC_CONTROL"
+            },
+            "loadBalancerInfo": {"targetGroupInfoList": [{"name": "web"}]},
+            "blueGreenDeploymentConfiguration": settings(),
+        });
+        for (key, value) in changes.as_object().unwrap() {
+            if value.is_null() {
+                input.as_object_mut().unwrap().remove(key);
+            } else {
+                input[key] = value.clone();
+            }
+        }
+        input
+    }
+
+    async fn described(r: &MemoryRegistry) -> Value {
+        let input = serde_json::from_value(json!({
+            "applicationName": "Shop",
+            "deploymentGroupName": "Web"
+        }))
+        .unwrap();
+        let out = get(r, input).await.unwrap();
+        serde_json::to_value(out).unwrap()["deploymentGroupInfo"].clone()
+    }
+
+    #[tokio::test]
+    async fn blue_green_server_groups_are_kept_and_described_as_codedeploy_does() {
+        let r = shop().await;
+        create(&r, blue_green(json!({}))).await.unwrap();
+        let info = described(&r).await;
+        assert_eq!(
+            info["blueGreenDeploymentConfiguration"],
+            settings(),
+            "{info}"
+        );
+        assert_eq!(
+            info["deploymentStyle"],
+            json!({"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"})
+        );
+
+        let changed = json!({
+            "terminateBlueInstancesOnDeploymentSuccess": {
+                "action": "KEEP_ALIVE",
+                "terminationWaitTimeInMinutes": 0
+            },
+            "deploymentReadyOption": {
+                "actionOnTimeout": "CONTINUE_DEPLOYMENT",
+                "waitTimeInMinutes": 0
+            },
+            "greenFleetProvisioningOption": {"action": "DISCOVER_EXISTING"}
+        });
+        update(
+            &r,
+            json!({
+                "applicationName": "Shop",
+                "currentDeploymentGroupName": "Web",
+                "blueGreenDeploymentConfiguration": changed,
+            }),
+        )
+        .await
+        .unwrap();
+        let info = described(&r).await;
+        assert_eq!(info["blueGreenDeploymentConfiguration"], changed, "{info}");
+        assert_eq!(info["deploymentStyle"]["deploymentType"], "BLUE_GREEN");
+
+        // Back to in place: the group keeps its blue/green settings for when it goes back.
+        update(
+            &r,
+            json!({
+                "applicationName": "Shop",
+                "currentDeploymentGroupName": "Web",
+                "deploymentStyle": {
+                    "deploymentType": "IN_PLACE",
+                    "deploymentOption": "WITH_TRAFFIC_CONTROL"
+                },
+            }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            described(&r).await["deploymentStyle"]["deploymentType"],
+            "IN_PLACE"
+        );
+    }
+
+    #[tokio::test]
+    async fn blue_green_groups_are_checked_as_codedeploy_checks_them() {
+        let r = shop().await;
+        let refused = [
+            (
+                json!({"deploymentStyle": {"deploymentType": "BLUE_GREEN", "deploymentOption": "WITHOUT_TRAFFIC_CONTROL"}}),
+                "InvalidDeploymentStyleException",
+                "WITH_TRAFFIC_CONTROL",
+            ),
+            (
+                json!({"blueGreenDeploymentConfiguration": null}),
+                "InvalidBlueGreenDeploymentConfigurationException",
+                "needs a blueGreenDeploymentConfiguration",
+            ),
+            (
+                json!({"blueGreenDeploymentConfiguration": {"deploymentReadyOption": {"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 2881}}}),
+                "InvalidBlueGreenDeploymentConfigurationException",
+                "waitTimeInMinutes is 2881 minutes",
+            ),
+            (
+                json!({"blueGreenDeploymentConfiguration": {"deploymentReadyOption": {"actionOnTimeout": "LATER"}}}),
+                "InvalidBlueGreenDeploymentConfigurationException",
+                "LATER",
+            ),
+            (
+                json!({"loadBalancerInfo": null}),
+                "InvalidLoadBalancerInfoException",
+                "loadBalancerInfo",
+            ),
+        ];
+        for (changes, exception, says) in refused {
+            let e = create(&r, blue_green(changes.clone())).await.unwrap_err();
+            assert_eq!(e.kind.name(), exception, "{changes}: {}", e.message);
+            assert!(e.message.contains(says), "{changes}: {}", e.message);
+        }
+        assert!(r.group("Shop", "Web").await.unwrap().is_none());
+
+        // An update is checked the same way, and leaves the group as it was when refused.
+        create(&r, blue_green(json!({}))).await.unwrap();
+        let e = update(
+            &r,
+            json!({
+                "applicationName": "Shop",
+                "currentDeploymentGroupName": "Web",
+                "blueGreenDeploymentConfiguration": {"terminateBlueInstancesOnDeploymentSuccess": {"action": "TERMINATE", "terminationWaitTimeInMinutes": 3000}},
+            }),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            e.kind.name(),
+            "InvalidBlueGreenDeploymentConfigurationException"
+        );
+        assert_eq!(
+            described(&r).await["blueGreenDeploymentConfiguration"],
+            settings()
+        );
+    }
 }
