@@ -22,7 +22,7 @@ use cutover_aws::s3::primitives::ByteStream;
 use cutover_aws::s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use cutover_aws::sqs::types::QueueAttributeName;
 use cutover_aws::store::{DynamoStore, S3Trigger};
-use cutover_aws::{autoscaling, dynamodb, ec2, ssm};
+use cutover_aws::{autoscaling, dynamodb, ec2, elbv2, ssm};
 use serde_json::{Value, json};
 
 use crate::awscli::{KEY_ID, SECRET};
@@ -275,6 +275,53 @@ impl Stack {
             .collect();
         members.sort();
         (name, members)
+    }
+
+    /// A target group of its own, in a VPC of its own, with `hosts` registered; its name and
+    /// ARN.
+    pub async fn target_group(&self, hosts: &[String]) -> (String, String) {
+        let config = self.emulator.config();
+        let vpc = ec2::Client::new(config)
+            .create_vpc()
+            .cidr_block("10.0.0.0/16")
+            .send()
+            .await
+            .expect("the VPC is created")
+            .vpc
+            .and_then(|v| v.vpc_id)
+            .expect("the VPC has an id");
+        let name = format!("tg-{}", &self.tag[self.tag.len().saturating_sub(20)..]);
+        let lb = elbv2::Client::new(config);
+        let arn = lb
+            .create_target_group()
+            .name(&name)
+            .protocol(elbv2::types::ProtocolEnum::Http)
+            .port(80)
+            .vpc_id(vpc)
+            .target_type(elbv2::types::TargetTypeEnum::Instance)
+            .send()
+            .await
+            .expect("the target group is created")
+            .target_groups()[0]
+            .target_group_arn
+            .clone()
+            .expect("the target group has an ARN");
+        let targets = hosts
+            .iter()
+            .map(|id| {
+                elbv2::types::TargetDescription::builder()
+                    .id(id)
+                    .port(80)
+                    .build()
+            })
+            .collect();
+        lb.register_targets()
+            .target_group_arn(&arn)
+            .set_targets(Some(targets))
+            .send()
+            .await
+            .expect("the hosts are registered");
+        (name, arn)
     }
 
     /// Saves application `app` and its group `group`, which deploys to this stack's instances

@@ -224,49 +224,8 @@ async fn traffic_control_takes_no_more_hosts_out_than_the_configuration_allows()
     use cutover_aws::elbv2;
     let stack = Stack::start(&[]).await;
     let hosts = stack.instances(4, &[]).await;
-    let config = stack.emulator.config();
-    let vpc = cutover_aws::ec2::Client::new(config)
-        .create_vpc()
-        .cidr_block("10.0.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc
-        .unwrap()
-        .vpc_id
-        .unwrap();
-    let lb = elbv2::Client::new(config);
-    let tg_name = format!("tg-{}", &stack.tag[stack.tag.len().saturating_sub(20)..]);
-    let tg = lb
-        .create_target_group()
-        .name(&tg_name)
-        .protocol(elbv2::types::ProtocolEnum::Http)
-        .port(80)
-        .vpc_id(vpc)
-        .target_type(elbv2::types::TargetTypeEnum::Instance)
-        .send()
-        .await
-        .unwrap()
-        .target_groups()[0]
-        .target_group_arn
-        .clone()
-        .unwrap();
-    let targets = |ids: &[String]| {
-        ids.iter()
-            .map(|id| {
-                elbv2::types::TargetDescription::builder()
-                    .id(id)
-                    .port(80)
-                    .build()
-            })
-            .collect::<Vec<_>>()
-    };
-    lb.register_targets()
-        .target_group_arn(&tg)
-        .set_targets(Some(targets(&hosts)))
-        .send()
-        .await
-        .unwrap();
+    let (tg_name, tg) = stack.target_group(&hosts).await;
+    let lb = elbv2::Client::new(stack.emulator.config());
     stack
         .group(
             "Shop",

@@ -50,31 +50,7 @@ impl BlueGreen {
             .send()
             .await
             .expect("the Auto Scaling group is tagged");
-        let vpc = ec2::Client::new(config)
-            .create_vpc()
-            .cidr_block("10.0.0.0/16")
-            .send()
-            .await
-            .unwrap()
-            .vpc
-            .unwrap()
-            .vpc_id
-            .unwrap();
-        let target_group = format!("tg-{}", &stack.tag[stack.tag.len().saturating_sub(20)..]);
-        let target_group_arn = elbv2::Client::new(config)
-            .create_target_group()
-            .name(&target_group)
-            .protocol(elbv2::types::ProtocolEnum::Http)
-            .port(80)
-            .vpc_id(vpc)
-            .target_type(elbv2::types::TargetTypeEnum::Instance)
-            .send()
-            .await
-            .unwrap()
-            .target_groups()[0]
-            .target_group_arn
-            .clone()
-            .unwrap();
+        let (target_group, target_group_arn) = stack.target_group(&blue).await;
         let bg = BlueGreen {
             stack,
             asg,
@@ -82,7 +58,6 @@ impl BlueGreen {
             target_group,
             target_group_arn,
         };
-        bg.register(&bg.blue).await;
         let mut group = json!({
             "ec2TagFilters": [],
             "autoScalingGroups": [{"name": bg.asg}],
@@ -97,25 +72,6 @@ impl BlueGreen {
             .group("Shop", "web", "CodeDeployDefault.OneAtATime", group)
             .await;
         bg
-    }
-
-    async fn register(&self, ids: &[String]) {
-        let targets = ids
-            .iter()
-            .map(|id| {
-                elbv2::types::TargetDescription::builder()
-                    .id(id)
-                    .port(80)
-                    .build()
-            })
-            .collect();
-        self.elbv2()
-            .register_targets()
-            .target_group_arn(&self.target_group_arn)
-            .set_targets(Some(targets))
-            .send()
-            .await
-            .expect("the targets are registered");
     }
 
     fn elbv2(&self) -> elbv2::Client {
