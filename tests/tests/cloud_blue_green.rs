@@ -51,6 +51,13 @@ impl BlueGreen {
             .await
             .expect("the Auto Scaling group is tagged");
         let (target_group, target_group_arn) = stack.target_group(&blue).await;
+        autoscaling::Client::new(config)
+            .attach_load_balancer_target_groups()
+            .auto_scaling_group_name(&asg)
+            .target_group_arns(&target_group_arn)
+            .send()
+            .await
+            .expect("the target group is attached to the Auto Scaling group");
         let bg = BlueGreen {
             stack,
             asg,
@@ -286,9 +293,10 @@ async fn the_copy_of_the_auto_scaling_group_takes_the_traffic_and_the_originals_
             "{tag:?} in {tags:?}"
         );
     }
-    assert!(
-        copy.target_group_arns().is_empty(),
-        "traffic reaches the copy only through the reroute"
+    assert_eq!(
+        copy.target_group_arns(),
+        std::slice::from_ref(&bg.target_group_arn),
+        "the copy took over the original's target group"
     );
 
     // Traffic is on green, which has the revision; blue and its group are gone.
@@ -382,6 +390,14 @@ async fn a_manual_wait_is_continued_through_the_api_and_one_left_alone_times_out
     let info = aws.ok(&["get-deployment", "--deployment-id", &id]);
     assert_eq!(info["deploymentInfo"]["status"], "Ready", "{info}");
     assert_eq!(bg.serving().await, bg.blue, "nothing moves while it waits");
+    let copy = bg
+        .auto_scaling_group(&copy_name(&ids[0]))
+        .await
+        .expect("the copy exists");
+    assert!(
+        copy.target_group_arns().is_empty(),
+        "traffic reaches the copy only through the reroute"
+    );
     aws.fails(
         &[
             "continue-deployment",

@@ -651,12 +651,14 @@ fn statement_resources(statement: &Value) -> Vec<String> {
 }
 
 /// What only the role of provision-replacements may do: make, change and remove hosts.
-const FLEET_CHANGES: [&str; 9] = [
+const FLEET_CHANGES: [&str; 11] = [
     "autoscaling:CreateAutoScalingGroup",
     "autoscaling:UpdateAutoScalingGroup",
     "autoscaling:DeleteAutoScalingGroup",
     "autoscaling:CreateOrUpdateTags",
     "autoscaling:DetachInstances",
+    "autoscaling:AttachLoadBalancerTargetGroups",
+    "autoscaling:AttachLoadBalancers",
     "ec2:RunInstances",
     "ec2:CreateTags",
     "ec2:TerminateInstances",
@@ -720,6 +722,8 @@ fn provision_replacements_may_copy_auto_scaling_groups_and_let_hosts_go_and_no_m
         "autoscaling:DeleteAutoScalingGroup",
         "autoscaling:CreateOrUpdateTags",
         "autoscaling:DetachInstances",
+        "autoscaling:AttachLoadBalancerTargetGroups",
+        "autoscaling:AttachLoadBalancers",
         "ec2:RunInstances",
         "ec2:CreateTags",
         "iam:PassRole",

@@ -1,8 +1,9 @@
 //! The replacement fleets of blue/green deployments in the cloud. COPY_AUTO_SCALING_GROUP makes
 //! a copy of the group's Auto Scaling group, named `CodeDeploy_<group>_<deployment id>` as
 //! CodeDeploy names it; DISCOVER_EXISTING takes the deployment's `targetInstances`. The fleet is
-//! ready once each instance runs and its SSM agent is online. Once traffic is on it, the group
-//! deploys to the copy and the originals are terminated or kept; a deployment that ends without
+//! ready once each instance runs and its SSM agent is online. Once traffic is on it, the copy
+//! takes over the original's load balancers, the group deploys to the copy, and the originals
+//! are terminated or kept; a deployment that ends without
 //! getting there deletes its copy. Instances that were discovered are never terminated by
 //! cutover on a rollback: they were there before the deployment.
 
@@ -199,8 +200,16 @@ impl Ec2Replacements {
             )),
             Err(e) => {
                 let why = e.message().unwrap_or("no reason given").to_owned();
+                let refused = matches!(
+                    code(&e),
+                    Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation")
+                );
                 Ok(Err(ErrorInformation::new(
-                    ErrorCode::AutoscalingValidationError,
+                    if refused {
+                        ErrorCode::AutoScalingIamRolePermissions
+                    } else {
+                        ErrorCode::AutoscalingValidationError
+                    },
                     format!(
                         "Auto Scaling group '{original_name}' could not be copied to '{name}': {why}"
                     ),
@@ -303,6 +312,41 @@ impl Ec2Replacements {
         }
     }
 
+    /// Attaches the original's target groups and load balancers to the copy, now that traffic
+    /// is on it, so that hosts it launches from now on serve as the original's did.
+    async fn take_over_load_balancers(
+        &self,
+        copy: &str,
+        original: &AutoScalingGroup,
+    ) -> Result<(), PortError> {
+        let target_groups = original.target_group_arns();
+        if !target_groups.is_empty() {
+            self.autoscaling
+                .attach_load_balancer_target_groups()
+                .auto_scaling_group_name(copy)
+                .set_target_group_arns(Some(target_groups.to_vec()))
+                .send()
+                .await
+                .map_err(|e| {
+                    port_error(
+                        format!("autoscaling:AttachLoadBalancerTargetGroups {copy}"),
+                        e,
+                    )
+                })?;
+        }
+        let load_balancers = original.load_balancer_names();
+        if !load_balancers.is_empty() {
+            self.autoscaling
+                .attach_load_balancers()
+                .auto_scaling_group_name(copy)
+                .set_load_balancer_names(Some(load_balancers.to_vec()))
+                .send()
+                .await
+                .map_err(|e| port_error(format!("autoscaling:AttachLoadBalancers {copy}"), e))?;
+        }
+        Ok(())
+    }
+
     /// Terminates instances, first taking those in `groups` out of them so that the groups do
     /// not launch others in their place.
     async fn terminate(&self, ids: &[String], groups: &[String]) -> Result<(), PortError> {
@@ -374,6 +418,9 @@ impl Replacements for Ec2Replacements {
         if provisioning_action(d) == GreenFleetProvisioningAction::CopyAutoScalingGroup {
             let copy = copy_name(d);
             for original in &group_asgs {
+                if let Some(original) = self.describe(original).await? {
+                    self.take_over_load_balancers(&copy, &original).await?;
+                }
                 self.store
                     .replace_auto_scaling_group(
                         &d.application_name,
