@@ -22,7 +22,7 @@ use cutover_aws::s3::primitives::ByteStream;
 use cutover_aws::s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use cutover_aws::sqs::types::QueueAttributeName;
 use cutover_aws::store::{DynamoStore, S3Trigger};
-use cutover_aws::{autoscaling, dynamodb, ec2, elbv2, ssm};
+use cutover_aws::{autoscaling, cloudwatch, dynamodb, ec2, elbv2, ssm};
 use serde_json::{Value, json};
 
 use crate::awscli::{KEY_ID, SECRET};
@@ -322,6 +322,36 @@ impl Stack {
             .await
             .expect("the hosts are registered");
         (name, arn)
+    }
+
+    /// Creates CloudWatch alarm `name`, in state INSUFFICIENT_DATA until [`Stack::sound_alarm`].
+    pub async fn alarm(&self, name: &str) {
+        use cutover_aws::cloudwatch::types::{ComparisonOperator, Statistic};
+        cloudwatch::Client::new(self.emulator.config())
+            .put_metric_alarm()
+            .alarm_name(name)
+            .metric_name("Errors")
+            .namespace("Shop")
+            .statistic(Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(1.0)
+            .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+            .send()
+            .await
+            .expect("the alarm is created");
+    }
+
+    /// Puts alarm `name` in ALARM.
+    pub async fn sound_alarm(&self, name: &str) {
+        cloudwatch::Client::new(self.emulator.config())
+            .set_alarm_state()
+            .alarm_name(name)
+            .state_value(cloudwatch::types::StateValue::Alarm)
+            .state_reason("errors")
+            .send()
+            .await
+            .expect("the alarm's state is set");
     }
 
     /// Saves application `app` and its group `group`, which deploys to this stack's instances

@@ -297,23 +297,10 @@ async fn traffic_control_takes_no_more_hosts_out_than_the_configuration_allows()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alarm_in_alarm_stops_the_deployment() {
-    use cutover_aws::cloudwatch;
     let stack = Stack::start(&[]).await;
     stack.instances(3, &[]).await;
     let alarm = format!("{}-errors", stack.tag);
-    let cw = cloudwatch::Client::new(stack.emulator.config());
-    cw.put_metric_alarm()
-        .alarm_name(&alarm)
-        .metric_name("Errors")
-        .namespace("Shop")
-        .statistic(cloudwatch::types::Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(1.0)
-        .comparison_operator(cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
-        .send()
-        .await
-        .unwrap();
+    stack.alarm(&alarm).await;
     stack
         .group(
             "Shop",
@@ -335,13 +322,7 @@ async fn an_alarm_in_alarm_stops_the_deployment() {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    cw.set_alarm_state()
-        .alarm_name(&alarm)
-        .state_value(cloudwatch::types::StateValue::Alarm)
-        .state_reason("errors")
-        .send()
-        .await
-        .unwrap();
+    stack.sound_alarm(&alarm).await;
     let d = stack.finished(&ids[0], DEPLOY_TIME).await;
     assert_eq!(d.status(), DeploymentStatus::Stopped, "{}", stack.logs());
     let error = d.error_information.as_ref().unwrap();

@@ -12,7 +12,7 @@ use cutover_aws::engine::core::model::{
 };
 use cutover_aws::queue::StepFunction;
 use cutover_aws::replacements::{COPIED_FROM_TAG, DEPLOYMENT_TAG};
-use cutover_aws::{autoscaling, cloudwatch, ec2, elbv2};
+use cutover_aws::{autoscaling, ec2, elbv2};
 use cutover_tests::awscli::Clients;
 use cutover_tests::cloud::Stack;
 use cutover_tests::events::scheduled_event;
@@ -460,19 +460,7 @@ async fn an_alarm_during_the_termination_wait_routes_traffic_back_to_blue() {
         json!({"alarmConfiguration": {"enabled": true, "alarms": [{"name": alarm_name}]}}),
     )
     .await;
-    let cw = cloudwatch::Client::new(bg.stack.emulator.config());
-    cw.put_metric_alarm()
-        .alarm_name(&alarm_name)
-        .metric_name("Errors")
-        .namespace("Shop")
-        .statistic(cloudwatch::types::Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(1.0)
-        .comparison_operator(cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
-        .send()
-        .await
-        .unwrap();
+    bg.stack.alarm(&alarm_name).await;
 
     let ids = bg.stack.deploy_upload("web/v1.zip", &webapp()).await;
     let d = bg
@@ -481,13 +469,7 @@ async fn an_alarm_during_the_termination_wait_routes_traffic_back_to_blue() {
     let green = labelled(&d, TargetLabel::Green);
     assert_eq!(bg.serving().await, green, "traffic moved to green");
 
-    cw.set_alarm_state()
-        .alarm_name(&alarm_name)
-        .state_value(cloudwatch::types::StateValue::Alarm)
-        .state_reason("errors")
-        .send()
-        .await
-        .unwrap();
+    bg.stack.sound_alarm(&alarm_name).await;
     bg.watchdog().await;
     let d = bg.stack.finished(&ids[0], DEPLOY_TIME).await;
     assert_eq!(d.status(), DeploymentStatus::Stopped, "{}", bg.stack.logs());

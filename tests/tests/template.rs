@@ -717,19 +717,9 @@ fn provision_replacements_may_copy_auto_scaling_groups_and_let_hosts_go_and_no_m
         "ec2:DescribeLaunchTemplateVersions",
         "autoscaling:DescribeAutoScalingGroups",
         "ssm:DescribeInstanceInformation",
-        "autoscaling:CreateAutoScalingGroup",
-        "autoscaling:UpdateAutoScalingGroup",
-        "autoscaling:DeleteAutoScalingGroup",
-        "autoscaling:CreateOrUpdateTags",
-        "autoscaling:DetachInstances",
-        "autoscaling:AttachLoadBalancerTargetGroups",
-        "autoscaling:AttachLoadBalancers",
-        "ec2:RunInstances",
-        "ec2:CreateTags",
-        "iam:PassRole",
-        "ec2:TerminateInstances",
     ]
     .into_iter()
+    .chain(FLEET_CHANGES)
     .collect();
     assert_eq!(role_actions(&template, role), expected, "{role}'s actions");
 

@@ -205,6 +205,11 @@ impl Ec2Fleet {
         }
         // An instance can be InService while EC2 already stops it; deploy only to running ones.
         let ids: Vec<String> = in_service.into_iter().collect();
+        Ok(Ok(self.running_among(&ids).await?))
+    }
+
+    /// Those of the EC2 instances `ids` that run.
+    async fn running_among(&self, ids: &[String]) -> Result<BTreeSet<String>, PortError> {
         let mut running = BTreeSet::new();
         for chunk in ids.chunks(EC2_FILTER_VALUES) {
             let filter = ec2::types::Filter::builder()
@@ -213,21 +218,15 @@ impl Ec2Fleet {
                 .build();
             running.extend(self.running_instances(Some(filter)).await?.into_keys());
         }
-        Ok(Ok(running))
+        Ok(running)
     }
 
     /// Those of `ids` that run and whose SSM agent is online: the hosts a command can reach.
     pub async fn reachable(&self, ids: &[String]) -> Result<BTreeSet<String>, PortError> {
         let (ec2_ids, managed): (Vec<String>, Vec<String>) =
             ids.iter().cloned().partition(|id| id.starts_with("i-"));
-        let mut running: BTreeSet<String> = managed.into_iter().collect();
-        for chunk in ec2_ids.chunks(EC2_FILTER_VALUES) {
-            let filter = ec2::types::Filter::builder()
-                .name("instance-id")
-                .set_values(Some(chunk.to_vec()))
-                .build();
-            running.extend(self.running_instances(Some(filter)).await?.into_keys());
-        }
+        let mut running = self.running_among(&ec2_ids).await?;
+        running.extend(managed);
         let running: Vec<String> = running.into_iter().collect();
         let mut online = BTreeSet::new();
         for chunk in running.chunks(SSM_INSTANCE_IDS) {
